@@ -1,0 +1,18 @@
+//! Food-101 classification by transfer learning on MobileNetV2, in Rust with candle.
+//!
+//! The flow follows the original Keras project: a frozen ImageNet MobileNetV2 with a new head
+//! (phase 1), then the last 50 Keras layers unfrozen (phase 2). Notebooks import this crate with
+//! `:dep food101 = { path = ".." }` and can name candle's types through [`candle_core`] and
+//! [`candle_nn`].
+
+pub use candle_core;
+pub use candle_nn;
+
+pub mod cache;
+pub mod data;
+pub mod error;
+pub mod model;
+pub mod predict;
+
+pub use error::{Error, Result};
+pub use model::{ClassifierHead, MobileNetV2, MobileNetV2Config};

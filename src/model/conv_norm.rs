@@ -1,0 +1,51 @@
+//! Convolution → BatchNorm → optional ReLU6, the unit MobileNetV2 is made of.
+
+use candle_core::{Result, Tensor};
+
+use super::layers::{relu6, BatchNorm, Conv2d, LayerBuilder, Trainability};
+
+/// Three Keras layers (`Conv1`, `bn_Conv1`, `Conv1_relu`), or two when `activation` is false
+/// (the linear bottleneck `block_N_project`, `block_N_project_BN`).
+#[derive(Debug, Clone)]
+pub struct ConvNorm {
+    pub(crate) conv: Conv2d,
+    pub(crate) norm: BatchNorm,
+    activation: bool,
+}
+
+impl ConvNorm {
+    /// A full convolution: `{conv}`, `{bn}` and, when given, `{relu}`.
+    pub fn conv(
+        b: &mut LayerBuilder,
+        (conv, bn, relu): (&str, &str, Option<&str>),
+        filters: usize,
+        k: usize,
+        stride: usize,
+    ) -> Result<Self> {
+        let conv = b.conv2d(conv, filters, k, stride)?;
+        Self::finish(b, conv, bn, relu)
+    }
+
+    /// A depthwise 3x3 convolution with its BatchNorm and ReLU6.
+    pub fn depthwise(b: &mut LayerBuilder, (conv, bn, relu): (&str, &str, &str), stride: usize) -> Result<Self> {
+        let conv = b.depthwise(conv, stride)?;
+        Self::finish(b, conv, bn, Some(relu))
+    }
+
+    fn finish(b: &mut LayerBuilder, conv: Conv2d, bn: &str, relu: Option<&str>) -> Result<Self> {
+        let norm = b.batch_norm(bn)?;
+        if let Some(relu) = relu {
+            b.relu6(relu);
+        }
+        Ok(Self { conv, norm, activation: relu.is_some() })
+    }
+
+    pub fn forward(&self, x: &Tensor, t: Trainability) -> Result<Tensor> {
+        let y = self.norm.forward(&self.conv.forward(x, t)?, t)?;
+        if self.activation {
+            relu6(&y)
+        } else {
+            Ok(y)
+        }
+    }
+}

@@ -1,0 +1,55 @@
+//! The inverted residual block with linear bottleneck (Sandler et al. 2018, Figure 3b).
+
+use candle_core::{Result, Tensor};
+
+use super::conv_norm::ConvNorm;
+use super::layers::{LayerBuilder, Trainability};
+
+/// `expand` (1x1, ReLU6) → `depthwise` (3x3, ReLU6) → `project` (1x1, linear), plus the input
+/// when shapes allow. Keras names: `block_{id}_expand`, ..., `block_{id}_add`; block 0 is
+/// `expanded_conv` and has no expansion.
+#[derive(Debug, Clone)]
+pub struct InvertedResidual {
+    pub(crate) expand: Option<ConvNorm>,
+    pub(crate) depthwise: ConvNorm,
+    pub(crate) project: ConvNorm,
+    residual: bool,
+}
+
+impl InvertedResidual {
+    pub fn new(b: &mut LayerBuilder, block_id: usize, filters: usize, expansion: usize, stride: usize) -> Result<Self> {
+        let in_channels = b.channels();
+        let p = if block_id == 0 { "expanded_conv_".to_string() } else { format!("block_{block_id}_") };
+        let n = |suffix: &str| format!("{p}{suffix}");
+        let expand = if block_id == 0 {
+            None
+        } else {
+            let names = (n("expand"), n("expand_BN"), n("expand_relu"));
+            let names = (names.0.as_str(), names.1.as_str(), Some(names.2.as_str()));
+            Some(ConvNorm::conv(b, names, expansion * in_channels, 1, 1)?)
+        };
+        if stride == 2 {
+            b.zero_pad(&n("pad"));
+        }
+        let depthwise = ConvNorm::depthwise(b, (&n("depthwise"), &n("depthwise_BN"), &n("depthwise_relu")), stride)?;
+        let project = ConvNorm::conv(b, (&n("project"), &n("project_BN"), None), filters, 1, 1)?;
+        let residual = stride == 1 && in_channels == filters;
+        if residual {
+            b.add(&n("add"));
+        }
+        Ok(Self { expand, depthwise, project, residual })
+    }
+
+    pub fn forward(&self, x: &Tensor, t: Trainability) -> Result<Tensor> {
+        let h = match &self.expand {
+            Some(expand) => expand.forward(x, t)?,
+            None => x.clone(),
+        };
+        let y = self.project.forward(&self.depthwise.forward(&h, t)?, t)?;
+        if self.residual {
+            y + x
+        } else {
+            Ok(y)
+        }
+    }
+}

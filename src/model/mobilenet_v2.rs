@@ -1,0 +1,183 @@
+//! MobileNetV2 (Sandler et al., "MobileNetV2: Inverted Residuals and Linear Bottlenecks", CVPR 2018,
+//! <https://arxiv.org/abs/1801.04381>), layer for layer as `keras.applications.MobileNetV2`: the same
+//! 154 named layers in the base, so that "unfreeze the last 50 layers" means what it meant in Keras.
+
+use candle_core::{DType, Device, Module, Result, Tensor, Var};
+use candle_nn::{ops::softmax_last_dim, Linear, VarBuilder, VarMap};
+
+use super::config::{MobileNetV2Config, STAGES};
+use super::conv_norm::ConvNorm;
+use super::inverted_residual::InvertedResidual;
+use super::layers::{LayerBuilder, LayerInfo, Trainability};
+
+/// The MobileNetV2 base (`include_top=False`) and, when the weights have one, its ImageNet classifier.
+pub struct MobileNetV2 {
+    config: MobileNetV2Config,
+    stem: ConvNorm,
+    blocks: Vec<InvertedResidual>,
+    top_conv: ConvNorm,
+    classifier: Option<Linear>,
+    layers: Vec<LayerInfo>,
+    trainability: Trainability,
+    varmap: VarMap,
+    device: Device,
+}
+
+impl MobileNetV2 {
+    /// Builds the network with Keras' initialisation (random kernels, identity BatchNorm); load
+    /// pretrained weights with [`MobileNetV2::load`] or [`MobileNetV2::load_weights`].
+    pub fn new(config: MobileNetV2Config, device: &Device) -> Result<Self> {
+        if !(0.35..=1.4).contains(&config.alpha) {
+            candle_core::bail!("alpha {} is outside Keras' range 0.35 ..= 1.4", config.alpha)
+        }
+        if config.input_size.0 < 32 || config.input_size.1 < 32 {
+            candle_core::bail!("input size {:?} is below MobileNetV2's minimum of 32x32", config.input_size)
+        }
+        let varmap = VarMap::new();
+        let vb = VarBuilder::from_varmap(&varmap, DType::F32, device);
+        let mut b = LayerBuilder::new(vb, config.input_size, config.padding, config.bn_eps);
+        let stem = ConvNorm::conv(&mut b, ("Conv1", "bn_Conv1", Some("Conv1_relu")), config.stem_channels(), 3, 2)?;
+        let mut blocks = Vec::new();
+        for (stage, spec) in STAGES.iter().enumerate() {
+            for i in 0..spec.repeats {
+                let stride = if i == 0 { spec.stride } else { 1 };
+                let filters = config.stage_channels(stage);
+                blocks.push(InvertedResidual::new(&mut b, blocks.len(), filters, spec.expansion, stride)?);
+            }
+        }
+        let names = ("Conv_1", "Conv_1_bn", Some("out_relu"));
+        let top_conv = ConvNorm::conv(&mut b, names, config.last_channels(), 1, 1)?;
+        let classifier = match config.classes {
+            Some(classes) => Some(b.dense("predictions", config.last_channels(), classes)?),
+            None => None,
+        };
+        Ok(Self {
+            trainability: Trainability { first_trainable: 0 },
+            layers: b.layers,
+            config,
+            stem,
+            blocks,
+            top_conv,
+            classifier,
+            varmap,
+            device: device.clone(),
+        })
+    }
+
+    pub fn config(&self) -> &MobileNetV2Config {
+        &self.config
+    }
+
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Keras' model name, e.g. `mobilenetv2_1.00_224`.
+    pub fn name(&self) -> String {
+        format!("mobilenetv2_{:.2}_{}", self.config.alpha, self.config.input_size.0)
+    }
+
+    /// The Keras layer table of the base, in order, with the current trainable flags.
+    pub fn layers(&self) -> &[LayerInfo] {
+        &self.layers
+    }
+
+    /// Every variable (the classifier's too), by checkpoint name, in candle's layout.
+    pub fn varmap(&self) -> &VarMap {
+        &self.varmap
+    }
+
+    /// Length of the pooled feature vector (1280 at width 1.0).
+    pub fn feature_dim(&self) -> usize {
+        self.config.last_channels()
+    }
+
+    pub fn has_classifier(&self) -> bool {
+        self.classifier.is_some()
+    }
+
+    /// `base.trainable = False`.
+    pub fn freeze_all(&mut self) {
+        self.set_first_trainable(self.layers.len());
+    }
+
+    /// `base.trainable = True`.
+    pub fn unfreeze_all(&mut self) {
+        self.set_first_trainable(0);
+    }
+
+    /// `base.trainable = True; for layer in base.layers[:-n]: layer.trainable = False`.
+    pub fn unfreeze_last(&mut self, n: usize) {
+        self.set_first_trainable(self.layers.len().saturating_sub(n));
+    }
+
+    fn set_first_trainable(&mut self, first: usize) {
+        self.trainability = Trainability { first_trainable: first };
+        for (i, layer) in self.layers.iter_mut().enumerate() {
+            layer.trainable = i >= first;
+        }
+    }
+
+    /// The variables an optimizer should update, in layer order, with their checkpoint names.
+    /// BatchNorm moving statistics are never among them.
+    pub fn trainable_variables(&self) -> Vec<(String, Var)> {
+        let vars = self.varmap.data().lock().expect("varmap lock");
+        self.layers
+            .iter()
+            .filter(|l| l.trainable && l.params > 0)
+            .flat_map(|l| ["kernel", "depthwise_kernel", "gamma", "beta"].map(|v| format!("{}/{v}", l.name)))
+            .filter_map(|name| vars.get(&name).map(|var| (name.clone(), var.clone())))
+            .collect()
+    }
+
+    pub fn count_params(&self) -> usize {
+        self.layers.iter().map(|l| l.params).sum()
+    }
+
+    pub fn trainable_params(&self) -> usize {
+        self.layers.iter().map(LayerInfo::trainable_params).sum()
+    }
+
+    /// The base: images `[N, 3, H, W]` to the `out_relu` activations `[N, C, H/32, W/32]`.
+    pub fn forward_base(&self, x: &Tensor) -> Result<Tensor> {
+        let (_, c, _, _) = x.dims4()?;
+        if c != 3 {
+            candle_core::bail!("MobileNetV2 expects [N, 3, H, W] RGB input, got {:?}", x.shape())
+        }
+        let t = self.trainability;
+        let mut x = self.stem.forward(x, t)?;
+        for block in &self.blocks {
+            x = block.forward(&x, t)?;
+        }
+        self.top_conv.forward(&x, t)
+    }
+
+    /// Global-average-pooled features `[N, feature_dim]`.
+    pub fn features(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_base(x)?.mean((2, 3))
+    }
+
+    /// ImageNet logits `[N, classes]`. The classifier is for prediction only: its weights never train.
+    pub fn logits(&self, x: &Tensor) -> Result<Tensor> {
+        let Some(classifier) = &self.classifier else {
+            candle_core::bail!("this MobileNetV2 has no classifier (the weights were a base without `predictions`)")
+        };
+        let frozen = Linear::new(classifier.weight().detach(), classifier.bias().map(Tensor::detach));
+        frozen.forward(&self.features(x)?)
+    }
+
+    /// Class probabilities (softmax of [`MobileNetV2::logits`]).
+    pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
+        softmax_last_dim(&self.logits(x)?)
+    }
+}
+
+impl std::fmt::Debug for MobileNetV2 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MobileNetV2")
+            .field("config", &self.config)
+            .field("params", &self.count_params())
+            .field("trainable_params", &self.trainable_params())
+            .finish()
+    }
+}

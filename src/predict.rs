@@ -1,0 +1,101 @@
+//! Top-k prediction on image files with a pretrained classifier.
+
+use std::path::{Path, PathBuf};
+
+use candle_core::{Device, Tensor};
+use image::RgbImage;
+use serde::Serialize;
+
+use crate::data::{load_rgb, to_tensor, Preprocessing};
+use crate::error::{Error, Result};
+use crate::model::weights::Checkpoint;
+use crate::model::MobileNetV2;
+
+/// One class of a top-k answer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prediction {
+    pub index: usize,
+    pub label: String,
+    pub prob: f32,
+}
+
+/// A model with a classifier, its labels and the preprocessing its weights expect.
+pub struct ImageClassifier {
+    pub model: MobileNetV2,
+    pub labels: Vec<String>,
+    pub preprocessing: Preprocessing,
+}
+
+/// One label per line; index = line number - 1.
+pub fn read_labels(path: &Path) -> Result<Vec<String>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::Io(std::io::Error::new(e.kind(), format!("{}: {e}", path.display()))))?;
+    Ok(text.lines().map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect())
+}
+
+/// `labels.txt`, `<stem>.labels.txt` or `imagenet_labels.txt` beside the weights.
+fn labels_beside(weights: &Path) -> Option<PathBuf> {
+    let dir = weights.parent()?;
+    let stem = weights.file_stem()?.to_string_lossy();
+    [format!("{stem}.labels.txt"), "labels.txt".into(), "imagenet_labels.txt".into()]
+        .into_iter()
+        .map(|name| dir.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Indices and values of the `k` largest entries, largest first.
+pub fn top_k(probs: &[f32], k: usize) -> Vec<(usize, f32)> {
+    let mut indexed: Vec<(usize, f32)> = probs.iter().copied().enumerate().collect();
+    indexed.sort_by(|a, b| b.1.total_cmp(&a.1));
+    indexed.truncate(k);
+    indexed
+}
+
+impl ImageClassifier {
+    /// Loads an ImageNet-style checkpoint (one with `predictions`). Labels come from `labels`, or a
+    /// labels file beside the weights, or are named `class_<i>`.
+    pub fn from_weights(weights: &Path, labels: Option<&Path>, device: &Device) -> Result<Self> {
+        let checkpoint = Checkpoint::read(weights, device)?;
+        let model = MobileNetV2::from_checkpoint(&checkpoint, weights)?;
+        let classes = model.config().classes.ok_or_else(|| Error::Weights {
+            path: weights.to_path_buf(),
+            message: "these weights have no classifier (`predictions`): nothing to predict with".into(),
+        })?;
+        let labels = match labels.map(Path::to_path_buf).or_else(|| labels_beside(weights)) {
+            Some(path) => {
+                let labels = read_labels(&path)?;
+                if labels.len() != classes {
+                    return Err(Error::Weights {
+                        path: path.clone(),
+                        message: format!("{} labels for a classifier of {classes} classes", labels.len()),
+                    });
+                }
+                labels
+            }
+            None => (0..classes).map(|i| format!("class_{i}")).collect(),
+        };
+        Ok(Self { model, labels, preprocessing: checkpoint.format.preprocessing() })
+    }
+
+    /// Top-`k` classes for each image, batched through the network once.
+    pub fn predict_images(&self, images: &[RgbImage], k: usize) -> Result<Vec<Vec<Prediction>>> {
+        let size = self.model.config().input_size;
+        let device = self.model.device();
+        let batch: Vec<Tensor> =
+            images.iter().map(|img| to_tensor(img, size, self.preprocessing, device)).collect::<Result<_>>()?;
+        let probs = self.model.predict(&Tensor::stack(&batch, 0)?)?.to_vec2::<f32>()?;
+        Ok(probs
+            .iter()
+            .map(|p| {
+                top_k(p, k)
+                    .into_iter()
+                    .map(|(index, prob)| Prediction { index, label: self.labels[index].clone(), prob })
+                    .collect()
+            })
+            .collect())
+    }
+
+    pub fn predict_file(&self, path: &Path, k: usize) -> Result<Vec<Prediction>> {
+        let image = load_rgb(path)?;
+        Ok(self.predict_images(&[image], k)?.remove(0))
+    }
+}
