@@ -10,6 +10,7 @@ pub use candle_nn;
 
 pub mod cache;
 pub mod data;
+pub mod engine;
 pub mod error;
 pub mod model;
 pub mod predict;

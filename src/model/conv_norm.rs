@@ -2,7 +2,7 @@
 
 use candle_core::{Result, Tensor};
 
-use super::layers::{relu6, BatchNorm, Conv2d, LayerBuilder, Trainability};
+use super::layers::{BatchNorm, Conv2d, LayerBuilder, Trainability};
 
 /// Three Keras layers (`Conv1`, `bn_Conv1`, `Conv1_relu`), or two when `activation` is false
 /// (the linear bottleneck `block_N_project`, `block_N_project_BN`).
@@ -41,11 +41,6 @@ impl ConvNorm {
     }
 
     pub fn forward(&self, x: &Tensor, t: Trainability) -> Result<Tensor> {
-        let y = self.norm.forward(&self.conv.forward(x, t)?, t)?;
-        if self.activation {
-            relu6(&y)
-        } else {
-            Ok(y)
-        }
+        self.norm.forward(&self.conv.forward(x, t)?, t, self.activation)
     }
 }

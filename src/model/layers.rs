@@ -11,6 +11,7 @@ use candle_nn::{Init, VarBuilder};
 use serde::Serialize;
 
 use super::config::Padding;
+use crate::engine::{self, Pad};
 
 /// The Keras class of a layer, as `model.summary()` prints it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -72,16 +73,12 @@ impl Trainability {
     }
 }
 
-/// Pads `x` (NCHW) for a `k`-wide, `stride` convolution and returns the symmetric padding that is
-/// left for candle's `conv2d` to do.
-fn pad_for_conv(x: &Tensor, padding: Padding, k: usize, stride: usize) -> Result<(Tensor, usize)> {
+/// `[top, bottom, left, right]` padding of `x` (NCHW) for a `k`-wide, `stride` convolution.
+fn pad_amounts(x: &Tensor, padding: Padding, k: usize, stride: usize) -> Result<Pad> {
     let (_, _, h, w) = x.dims4()?;
     let (top, bottom) = padding.amounts(h, k, stride);
     let (left, right) = padding.amounts(w, k, stride);
-    if top == bottom && left == right && top == left {
-        return Ok((x.clone(), top));
-    }
-    Ok((x.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, left, right)?, 0))
+    Ok([top, bottom, left, right])
 }
 
 /// A convolution without bias (`Conv2D`), or a depthwise one (`DepthwiseConv2D`, `groups = C`).
@@ -98,8 +95,22 @@ pub struct Conv2d {
 
 impl Conv2d {
     pub fn forward(&self, x: &Tensor, t: Trainability) -> Result<Tensor> {
-        let (x, pad) = pad_for_conv(x, self.padding, self.kernel_size, self.stride)?;
-        x.conv2d(&t.param(self.index, &self.weight), pad, self.stride, 1, self.groups)
+        let weight = t.param(self.index, &self.weight);
+        let pad = pad_amounts(x, self.padding, self.kernel_size, self.stride)?;
+        if engine::supports(x) {
+            if self.groups > 1 {
+                return engine::depthwise_conv3x3(x, &weight, self.stride, pad);
+            }
+            if self.kernel_size == 1 && self.stride == 1 {
+                return engine::pointwise_conv(x, &weight);
+            }
+        }
+        let [top, bottom, left, right] = pad;
+        if top == bottom && left == right && top == left {
+            return x.conv2d(&weight, top, self.stride, 1, self.groups);
+        }
+        let x = x.pad_with_zeros(2, top, bottom)?.pad_with_zeros(3, left, right)?;
+        x.conv2d(&weight, 0, self.stride, 1, self.groups)
     }
 }
 
@@ -116,19 +127,28 @@ pub struct BatchNorm {
 }
 
 impl BatchNorm {
-    pub fn forward(&self, x: &Tensor, t: Trainability) -> Result<Tensor> {
-        let c = self.gamma.dim(0)?;
+    /// The normalisation as `x * scale + shift`, per channel.
+    fn scale_shift(&self, t: Trainability) -> Result<(Tensor, Tensor)> {
         let inv_std = (self.moving_variance.detach() + self.eps)?.sqrt()?.recip()?;
         let scale = t.param(self.index, &self.gamma).mul(&inv_std)?;
         let shift = t.param(self.index, &self.beta).sub(&self.moving_mean.detach().mul(&scale)?)?;
-        x.broadcast_mul(&scale.reshape((1, c, 1, 1))?)?
-            .broadcast_add(&shift.reshape((1, c, 1, 1))?)
+        Ok((scale, shift))
     }
-}
 
-/// Keras `ReLU(6.0)`.
-pub fn relu6(x: &Tensor) -> Result<Tensor> {
-    x.clamp(0f32, 6f32)
+    /// BatchNorm, followed by ReLU6 when `relu6`.
+    pub fn forward(&self, x: &Tensor, t: Trainability, relu6: bool) -> Result<Tensor> {
+        let (scale, shift) = self.scale_shift(t)?;
+        if engine::supports(x) {
+            return engine::affine_act(x, &scale, &shift, relu6);
+        }
+        let c = scale.dim(0)?;
+        let y = x.broadcast_mul(&scale.reshape((1, c, 1, 1))?)?.broadcast_add(&shift.reshape((1, c, 1, 1))?)?;
+        if relu6 {
+            y.clamp(0f32, 6f32)
+        } else {
+            Ok(y)
+        }
+    }
 }
 
 /// Builds the base layer by layer, tracking the output shape and writing the layer table.

@@ -1,0 +1,291 @@
+//! Depthwise 3x3 convolution, forward and both gradients, as candle custom ops.
+//!
+//! Stock candle runs a grouped convolution as one small convolution per channel and pads every
+//! group's gradient back to full size; here each `(image, channel)` plane is one independent 3x3
+//! stencil over NCHW data, parallel over planes with rayon. Rows are walked with contiguous slices
+//! at stride 1 so that the compiler vectorises the inner loops.
+
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::{contiguous_f32, dims4};
+
+/// Padding of the two spatial axes: `[top, bottom, left, right]`.
+pub type Pad = [usize; 4];
+
+const K: usize = 3;
+
+/// Geometry of one depthwise convolution.
+#[derive(Debug, Clone, Copy)]
+struct Geometry {
+    h: usize,
+    w: usize,
+    ho: usize,
+    wo: usize,
+    stride: usize,
+    top: usize,
+    left: usize,
+}
+
+impl Geometry {
+    fn new(h: usize, w: usize, stride: usize, pad: Pad) -> Result<Self> {
+        let (hp, wp) = (h + pad[0] + pad[1], w + pad[2] + pad[3]);
+        if hp < K || wp < K {
+            candle_core::bail!("depthwise conv: padded input {hp}x{wp} is smaller than the 3x3 kernel")
+        }
+        Ok(Self { h, w, ho: (hp - K) / stride + 1, wo: (wp - K) / stride + 1, stride, top: pad[0], left: pad[2] })
+    }
+
+    /// Input row of output row `o` for kernel row `k`, if inside the image.
+    fn in_row(&self, o: usize, k: usize) -> Option<usize> {
+        (o * self.stride + k).checked_sub(self.top).filter(|&i| i < self.h)
+    }
+
+    /// Output columns `lo..hi` (empty when `lo >= hi`) whose input column `ow * stride + k - left` is inside the image.
+    fn col_range(&self, k: usize) -> (usize, usize) {
+        let s = self.stride;
+        let lo = self.left.saturating_sub(k).div_ceil(s);
+        let hi = (self.w + self.left).saturating_sub(k).div_ceil(s).min(self.wo);
+        (lo, hi)
+    }
+
+    /// Input column of output column `ow` for kernel column `k` (valid inside `col_range`).
+    fn in_col(&self, ow: usize, k: usize) -> usize {
+        ow * self.stride + k - self.left
+    }
+}
+
+/// The padded input plane, laid out for unit-stride reads: at stride 1 the padded rows
+/// (`hp x wp`); at stride 2 each padded row split into its even and odd columns, so that the
+/// three taps of a kernel row read `even[j]`, `odd[j]` and `even[j + 1]`.
+fn pad_plane(g: &Geometry, pad: Pad, x: &[f32], out: &mut Vec<f32>) -> usize {
+    let (hp, wp) = (g.h + pad[0] + pad[1], g.w + pad[2] + pad[3]);
+    let row_len = if g.stride == 1 { wp } else { 2 * wp.div_ceil(2) };
+    out.clear();
+    out.resize(hp * row_len, 0.0);
+    for ih in 0..g.h {
+        let src = &x[ih * g.w..(ih + 1) * g.w];
+        let dst = &mut out[(ih + pad[0]) * row_len..(ih + pad[0] + 1) * row_len];
+        if g.stride == 1 {
+            dst[pad[2]..pad[2] + g.w].copy_from_slice(src);
+        } else {
+            // Padded column c = iw + left goes to even[c / 2] or odd[c / 2].
+            let (even, odd) = dst.split_at_mut(row_len / 2);
+            let (first, second) = if pad[2] % 2 == 0 { (even, odd) } else { (odd, even) };
+            let offset = pad[2] / 2;
+            let second_offset = (pad[2] + 1) / 2;
+            for (i, v) in src.iter().step_by(2).enumerate() {
+                first[offset + i] = *v;
+            }
+            for (i, v) in src.iter().skip(1).step_by(2).enumerate() {
+                second[second_offset + i] = *v;
+            }
+        }
+    }
+    row_len
+}
+
+/// One output row at stride 1 from three padded input rows: all nine taps in one pass.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+fn row_stride1(out: &mut [f32], rows: [&[f32]; 3], w: &[f32]) {
+    let n = out.len();
+    let [r0, r1, r2] = rows;
+    let (a0, a1, a2) = (&r0[..n], &r0[1..n + 1], &r0[2..n + 2]);
+    let (b0, b1, b2) = (&r1[..n], &r1[1..n + 1], &r1[2..n + 2]);
+    let (c0, c1, c2) = (&r2[..n], &r2[1..n + 1], &r2[2..n + 2]);
+    for i in 0..n {
+        out[i] = w[0] * a0[i] + w[1] * a1[i] + w[2] * a2[i] + w[3] * b0[i] + w[4] * b1[i] + w[5] * b2[i]
+            + w[6] * c0[i] + w[7] * c1[i] + w[8] * c2[i];
+    }
+}
+
+/// One output row at stride 2 from three even/odd-split padded rows.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+fn row_stride2(out: &mut [f32], rows: [&[f32]; 3], w: &[f32]) {
+    let n = out.len();
+    let half = rows[0].len() / 2;
+    fn taps(r: &[f32], n: usize, half: usize) -> (&[f32], &[f32], &[f32]) {
+        (&r[..n], &r[half..half + n], &r[1..n + 1])
+    }
+    let (a0, a1, a2) = taps(rows[0], n, half);
+    let (b0, b1, b2) = taps(rows[1], n, half);
+    let (c0, c1, c2) = taps(rows[2], n, half);
+    for i in 0..n {
+        out[i] = w[0] * a0[i] + w[1] * a1[i] + w[2] * a2[i] + w[3] * b0[i] + w[4] * b1[i] + w[5] * b2[i]
+            + w[6] * c0[i] + w[7] * c1[i] + w[8] * c2[i];
+    }
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// `y = sum_{kh, kw} w[kh, kw] * x_padded[oh * s + kh, ow * s + kw]` for one plane.
+fn stencil_forward(g: &Geometry, pad: Pad, x: &[f32], w: &[f32], out: &mut [f32]) {
+    SCRATCH.with_borrow_mut(|padded| {
+        let row_len = pad_plane(g, pad, x, padded);
+        let row = |r: usize| &padded[r * row_len..(r + 1) * row_len];
+        for (oh, dst) in out.chunks_exact_mut(g.wo).enumerate() {
+            let r = oh * g.stride;
+            let rows = [row(r), row(r + 1), row(r + 2)];
+            if g.stride == 1 {
+                row_stride1(dst, rows, w);
+            } else {
+                row_stride2(dst, rows, w);
+            }
+        }
+    });
+}
+
+/// The transpose of [`stencil_forward`]: scatters `grad` (`ho x wo`) back onto `dx` (`h x w`).
+fn stencil_backward_data(g: &Geometry, grad: &[f32], w: &[f32], dx: &mut [f32]) {
+    for oh in 0..g.ho {
+        let src = &grad[oh * g.wo..(oh + 1) * g.wo];
+        for kh in 0..K {
+            let Some(ih) = g.in_row(oh, kh) else { continue };
+            let row = &mut dx[ih * g.w..(ih + 1) * g.w];
+            for kw in 0..K {
+                let wv = w[kh * K + kw];
+                let (lo, hi) = g.col_range(kw);
+                if lo >= hi {
+                    continue;
+                }
+                if g.stride == 1 {
+                    let start = g.in_col(lo, kw);
+                    for (d, s) in row[start..start + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
+                        *d += wv * s;
+                    }
+                } else {
+                    for ow in lo..hi {
+                        row[g.in_col(ow, kw)] += wv * src[ow];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `dw[kh, kw] += sum_{oh, ow} grad[oh, ow] * x[ih, iw]` for one plane.
+fn stencil_backward_filter(g: &Geometry, x: &[f32], grad: &[f32], dw: &mut [f32; 9]) {
+    for oh in 0..g.ho {
+        let src = &grad[oh * g.wo..(oh + 1) * g.wo];
+        for kh in 0..K {
+            let Some(ih) = g.in_row(oh, kh) else { continue };
+            let row = &x[ih * g.w..(ih + 1) * g.w];
+            for kw in 0..K {
+                let (lo, hi) = g.col_range(kw);
+                if lo >= hi {
+                    continue;
+                }
+                let acc: f32 = if g.stride == 1 {
+                    let start = g.in_col(lo, kw);
+                    src[lo..hi].iter().zip(&row[start..start + (hi - lo)]).map(|(a, b)| a * b).sum()
+                } else {
+                    (lo..hi).map(|ow| src[ow] * row[g.in_col(ow, kw)]).sum()
+                };
+                dw[kh * K + kw] += acc;
+            }
+        }
+    }
+}
+
+/// Forward: `(x [N, C, H, W], w [C, 1, 3, 3]) -> y [N, C, Ho, Wo]`.
+struct Forward {
+    stride: usize,
+    pad: Pad,
+}
+
+impl CustomOp2 for Forward {
+    fn name(&self) -> &'static str {
+        "depthwise3x3"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, c, h, w) = dims4(xl)?;
+        let (x, wt) = (contiguous_f32(xs, xl)?, contiguous_f32(ws, wl)?);
+        if wt.len() != c * K * K {
+            candle_core::bail!("depthwise3x3: weight {:?} for {c} channels", wl.shape())
+        }
+        let g = Geometry::new(h, w, self.stride, self.pad)?;
+        let mut y = vec![0f32; n * c * g.ho * g.wo];
+        y.par_chunks_mut(g.ho * g.wo).enumerate().for_each(|(plane, out)| {
+            let ch = plane % c;
+            stencil_forward(&g, self.pad, &x[plane * h * w..(plane + 1) * h * w], &wt[ch * 9..ch * 9 + 9], out);
+        });
+        Ok((CpuStorage::F32(y), Shape::from((n, c, g.ho, g.wo))))
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let (_, _, h, wd) = x.dims4()?;
+        let dx = grad.apply_op2_no_bwd(w, &BackwardData { stride: self.stride, pad: self.pad, h, w: wd })?;
+        let dw = x.apply_op2_no_bwd(&grad, &BackwardFilter { stride: self.stride, pad: self.pad })?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+/// Input gradient: `(grad [N, C, Ho, Wo], w) -> dx [N, C, H, W]`.
+struct BackwardData {
+    stride: usize,
+    pad: Pad,
+    h: usize,
+    w: usize,
+}
+
+impl CustomOp2 for BackwardData {
+    fn name(&self) -> &'static str {
+        "depthwise3x3-backward-data"
+    }
+
+    fn cpu_fwd(&self, gs: &CpuStorage, gl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, c, _, _) = dims4(gl)?;
+        let (grad, wt) = (contiguous_f32(gs, gl)?, contiguous_f32(ws, wl)?);
+        let g = Geometry::new(self.h, self.w, self.stride, self.pad)?;
+        let mut dx = vec![0f32; n * c * self.h * self.w];
+        dx.par_chunks_mut(self.h * self.w).enumerate().for_each(|(plane, out)| {
+            let ch = plane % c;
+            let src = &grad[plane * g.ho * g.wo..(plane + 1) * g.ho * g.wo];
+            stencil_backward_data(&g, src, &wt[ch * 9..ch * 9 + 9], out);
+        });
+        Ok((CpuStorage::F32(dx), Shape::from((n, c, self.h, self.w))))
+    }
+}
+
+/// Weight gradient: `(x, grad) -> dw [C, 1, 3, 3]`, summed over the batch.
+struct BackwardFilter {
+    stride: usize,
+    pad: Pad,
+}
+
+impl CustomOp2 for BackwardFilter {
+    fn name(&self) -> &'static str {
+        "depthwise3x3-backward-filter"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, gs: &CpuStorage, gl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, c, h, w) = dims4(xl)?;
+        let (x, grad) = (contiguous_f32(xs, xl)?, contiguous_f32(gs, gl)?);
+        let g = Geometry::new(h, w, self.stride, self.pad)?;
+        let dw: Vec<[f32; 9]> = (0..c)
+            .into_par_iter()
+            .map(|ch| {
+                let mut acc = [0f32; 9];
+                for img in 0..n {
+                    let plane = img * c + ch;
+                    let xp = &x[plane * h * w..(plane + 1) * h * w];
+                    stencil_backward_filter(&g, xp, &grad[plane * g.ho * g.wo..(plane + 1) * g.ho * g.wo], &mut acc);
+                }
+                acc
+            })
+            .collect();
+        Ok((CpuStorage::F32(dw.concat()), Shape::from((c, 1, K, K))))
+    }
+}
+
+/// Depthwise 3x3 convolution of `x [N, C, H, W]` with `w [C, 1, 3, 3]`, differentiable in both.
+pub fn depthwise_conv3x3(x: &Tensor, w: &Tensor, stride: usize, pad: Pad) -> Result<Tensor> {
+    if !(1..=2).contains(&stride) {
+        candle_core::bail!("depthwise3x3 supports strides 1 and 2, got {stride}")
+    }
+    x.contiguous()?.apply_op2(&w.contiguous()?, Forward { stride, pad })
+}

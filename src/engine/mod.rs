@@ -1,0 +1,60 @@
+//! The fast CPU engine: MobileNetV2's hot layers as candle custom ops with their own backward
+//! passes (depthwise 3x3, fused BatchNorm + ReLU6) and 1x1 convolutions as plain matrix multiplies.
+//! The model calls these on CPU f32 tensors and falls back to stock candle ops elsewhere (CUDA).
+
+mod affine;
+mod depthwise;
+mod pointwise;
+
+pub use affine::affine_act;
+pub use depthwise::{depthwise_conv3x3, Pad};
+pub use pointwise::pointwise_conv;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use candle_core::{CpuStorage, Layout, Result, Tensor};
+
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// Turns the custom kernels off (stock candle ops everywhere) or back on, for comparisons.
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// Whether the custom kernels apply to this tensor: enabled, CPU, f32.
+pub fn supports(x: &Tensor) -> bool {
+    let yes = ENABLED.load(Ordering::Relaxed) && x.device().is_cpu() && x.dtype() == candle_core::DType::F32;
+    if yes {
+        KEEP_FREED_MEMORY.call_once(keep_freed_memory);
+    }
+    yes
+}
+
+static KEEP_FREED_MEMORY: std::sync::Once = std::sync::Once::new();
+
+/// Every op allocates its output; glibc serves large blocks with fresh `mmap`s and unmaps them on
+/// free, so each step page-faults its activations in again (a fifth of inference time). Raising the
+/// mmap threshold to its 32 MB maximum and keeping freed memory mapped lets steps reuse it, as the
+/// arena allocators of TensorFlow and PyTorch do. Process-wide, once, and only on glibc.
+fn keep_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator tunables; it is safe to call at any time.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
+        libc::mallopt(libc::M_TOP_PAD, 512 << 20);
+    }
+}
+
+fn dims4(l: &Layout) -> Result<(usize, usize, usize, usize)> {
+    l.shape().dims4()
+}
+
+/// The f32 data behind a contiguous layout.
+fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
+    let data = s.as_slice::<f32>()?;
+    match l.contiguous_offsets() {
+        Some((start, end)) => Ok(&data[start..end]),
+        None => candle_core::bail!("engine kernels need contiguous input, got strides {:?}", l.stride()),
+    }
+}

@@ -1,0 +1,119 @@
+//! The engine's custom ops against stock candle ops (values and gradients) and against finite
+//! differences, on odd sizes, both strides and both padding conventions.
+
+use food101::candle_core::{Device, Tensor, Var};
+use food101::engine::{self, Pad};
+
+fn randn(shape: &[usize]) -> Var {
+    Var::randn(0f32, 1.0, shape, &Device::Cpu).unwrap()
+}
+
+fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
+    (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
+}
+
+/// Value and gradients of `sum(f(inputs) * r)` for a fixed random `r`.
+fn value_and_grads(f: &dyn Fn(&[Tensor]) -> Tensor, inputs: &[Var], r: &Tensor) -> (Tensor, Vec<Tensor>) {
+    let tensors: Vec<Tensor> = inputs.iter().map(|v| v.as_tensor().clone()).collect();
+    let y = f(&tensors);
+    let grads = (&y * r).unwrap().sum_all().unwrap().backward().unwrap();
+    (y, inputs.iter().map(|v| grads.get(v.as_tensor()).expect("a gradient").clone()).collect())
+}
+
+/// Ours and stock give the same values and gradients (relative to their scale).
+fn compare(ours: &dyn Fn(&[Tensor]) -> Tensor, stock: &dyn Fn(&[Tensor]) -> Tensor, inputs: &[Var], what: &str) {
+    let probe = stock(&inputs.iter().map(|v| v.as_tensor().detach()).collect::<Vec<_>>());
+    let r = Tensor::randn(0f32, 1.0, probe.shape(), &Device::Cpu).unwrap();
+    let (y1, g1) = value_and_grads(ours, inputs, &r);
+    let (y2, g2) = value_and_grads(stock, inputs, &r);
+    assert_eq!(y1.dims(), y2.dims(), "{what}: shape");
+    assert!(max_diff(&y1, &y2) < 1e-4, "{what}: values differ by {}", max_diff(&y1, &y2));
+    for (i, (a, b)) in g1.iter().zip(&g2).enumerate() {
+        let scale = b.abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap().max(1.0);
+        assert!(max_diff(a, b) < 1e-4 * scale, "{what}: gradient {i} differs by {}", max_diff(a, b));
+    }
+}
+
+/// Central finite differences of `sum(f(x) * r)` for a few coordinates of input `which`.
+fn finite_difference_check(f: &dyn Fn(&[Tensor]) -> Tensor, inputs: &[Var], which: usize, what: &str) {
+    let probe = f(&inputs.iter().map(|v| v.as_tensor().detach()).collect::<Vec<_>>());
+    let r = Tensor::randn(0f32, 1.0, probe.shape(), &Device::Cpu).unwrap();
+    let (_, grads) = value_and_grads(f, inputs, &r);
+    let analytic = grads[which].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let base: Vec<Tensor> = inputs.iter().map(|v| v.as_tensor().detach()).collect();
+    let flat = base[which].flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let loss = |values: &[f32]| -> f64 {
+        let mut ins = base.clone();
+        ins[which] = Tensor::from_vec(values.to_vec(), base[which].shape(), &Device::Cpu).unwrap();
+        (f(&ins) * &r).unwrap().sum_all().unwrap().to_scalar::<f32>().unwrap() as f64
+    };
+    let eps = 1e-3f32; // small enough that few elements cross a ReLU6 kink
+    for i in (0..flat.len()).step_by((flat.len() / 7).max(1)) {
+        let (mut plus, mut minus) = (flat.clone(), flat.clone());
+        plus[i] += eps;
+        minus[i] -= eps;
+        let numeric = (loss(&plus) - loss(&minus)) / (2.0 * eps as f64);
+        let err = (numeric - analytic[i] as f64).abs();
+        assert!(err < 2e-2 * (1.0 + numeric.abs()), "{what}: d/d[{i}] numeric {numeric} analytic {}", analytic[i]);
+    }
+}
+
+/// Stock candle, with the padded input cropped to the rows and columns the windows reach: candle's
+/// conv2d backward returns a wrongly shaped gradient when a stride-2 window leaves a row unused.
+fn stock_depthwise(x: &Tensor, w: &Tensor, stride: usize, p: Pad) -> Tensor {
+    let c = x.dim(1).unwrap();
+    let padded = x.pad_with_zeros(2, p[0], p[1]).unwrap().pad_with_zeros(3, p[2], p[3]).unwrap();
+    let (_, _, hp, wp) = padded.dims4().unwrap();
+    let used = |n: usize| (n - 3) / stride * stride + 3;
+    let cropped = padded.narrow(2, 0, used(hp)).unwrap().narrow(3, 0, used(wp)).unwrap();
+    cropped.conv2d(w, 0, stride, 1, c).unwrap()
+}
+
+#[test]
+fn depthwise_matches_stock_candle_and_finite_differences() {
+    for (h, w) in [(7, 9), (8, 6), (5, 5)] {
+        for stride in [1, 2] {
+            for pad in [[1, 1, 1, 1], [0, 1, 0, 1], [1, 1, 0, 1], [0, 0, 0, 0]] {
+                let inputs = [randn(&[2, 5, h, w]), randn(&[5, 1, 3, 3])];
+                let what = format!("depthwise {h}x{w} stride {stride} pad {pad:?}");
+                let ours = |t: &[Tensor]| engine::depthwise_conv3x3(&t[0], &t[1], stride, pad).unwrap();
+                let stock = |t: &[Tensor]| stock_depthwise(&t[0], &t[1], stride, pad);
+                compare(&ours, &stock, &inputs, &what);
+                finite_difference_check(&ours, &inputs, 0, &what);
+                finite_difference_check(&ours, &inputs, 1, &what);
+            }
+        }
+    }
+}
+
+#[test]
+fn affine_relu6_matches_stock_candle_and_finite_differences() {
+    for relu6 in [true, false] {
+        // Values spread over the clamp's two edges.
+        let x = Var::from_tensor(&(Tensor::randn(0f32, 3.0, (3, 4, 5, 7), &Device::Cpu).unwrap() + 2.0).unwrap()).unwrap();
+        let inputs = [x, randn(&[4]), randn(&[4])];
+        let ours = |t: &[Tensor]| engine::affine_act(&t[0], &t[1], &t[2], relu6).unwrap();
+        let stock = |t: &[Tensor]| {
+            let y = t[0]
+                .broadcast_mul(&t[1].reshape((1, 4, 1, 1)).unwrap())
+                .unwrap()
+                .broadcast_add(&t[2].reshape((1, 4, 1, 1)).unwrap())
+                .unwrap();
+            if relu6 { y.clamp(0f32, 6f32).unwrap() } else { y }
+        };
+        let what = format!("affine relu6={relu6}");
+        compare(&ours, &stock, &inputs, &what);
+        for which in 0..3 {
+            finite_difference_check(&ours, &inputs, which, &what);
+        }
+    }
+}
+
+#[test]
+fn pointwise_matches_conv2d() {
+    let inputs = [randn(&[3, 6, 5, 7]), randn(&[4, 6, 1, 1])];
+    let ours = |t: &[Tensor]| engine::pointwise_conv(&t[0], &t[1]).unwrap();
+    let stock = |t: &[Tensor]| t[0].conv2d(&t[1], 0, 1, 1, 1).unwrap();
+    compare(&ours, &stock, &inputs, "pointwise");
+    finite_difference_check(&ours, &inputs, 1, "pointwise");
+}
