@@ -5,7 +5,7 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{contiguous_f32, dims4};
+use super::{contiguous_f32, dims4, uninit_output};
 
 /// `y = x * scale[c] + shift[c]`, clamped to `[0, 6]` when `relu6`.
 struct AffineAct {
@@ -43,10 +43,11 @@ impl CustomOp3 for AffineAct {
     ) -> Result<(CpuStorage, Shape)> {
         let (_, c, h, w) = dims4(xl)?;
         let (x, scale, shift) = (contiguous_f32(xs, xl)?, contiguous_f32(ss, sl)?, contiguous_f32(bs, bl)?);
-        let mut y = vec![0f32; x.len()];
         let relu6 = self.relu6;
-        y.par_chunks_mut(h * w).zip(x.par_chunks(h * w)).enumerate().for_each(|(plane, (out, inp))| {
-            affine_plane(out, inp, scale[plane % c], shift[plane % c], relu6);
+        let y = uninit_output(x.len(), |y| {
+            y.par_chunks_mut(h * w).zip(x.par_chunks(h * w)).enumerate().for_each(|(plane, (out, inp))| {
+                affine_plane(out, inp, scale[plane % c], shift[plane % c], relu6);
+            })
         });
         Ok((CpuStorage::F32(y), xl.shape().clone()))
     }
@@ -87,14 +88,15 @@ impl CustomOp3 for GradInput {
     ) -> Result<(CpuStorage, Shape)> {
         let (_, c, h, w) = dims4(gl)?;
         let (g, y, scale) = (contiguous_f32(gs, gl)?, contiguous_f32(ys, yl)?, contiguous_f32(ss, sl)?);
-        let mut dx = vec![0f32; g.len()];
         let relu6 = self.relu6;
-        dx.par_chunks_mut(h * w).enumerate().for_each(|(plane, out)| {
-            let a = scale[plane % c];
-            let range = plane * h * w..(plane + 1) * h * w;
-            for ((o, gv), yv) in out.iter_mut().zip(&g[range.clone()]).zip(&y[range]) {
-                *o = if passes(relu6, *yv) { gv * a } else { 0.0 };
-            }
+        let dx = uninit_output(g.len(), |dx| {
+            dx.par_chunks_mut(h * w).enumerate().for_each(|(plane, out)| {
+                let a = scale[plane % c];
+                let range = plane * h * w..(plane + 1) * h * w;
+                for ((o, gv), yv) in out.iter_mut().zip(&g[range.clone()]).zip(&y[range]) {
+                    *o = if passes(relu6, *yv) { gv * a } else { 0.0 };
+                }
+            })
         });
         Ok((CpuStorage::F32(dx), gl.shape().clone()))
     }

@@ -8,7 +8,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{contiguous_f32, dims4};
+use super::{contiguous_f32, dims4, uninit_output};
 
 /// Padding of the two spatial axes: `[top, bottom, left, right]`.
 pub type Pad = [usize; 4];
@@ -207,10 +207,11 @@ impl CustomOp2 for Forward {
             candle_core::bail!("depthwise3x3: weight {:?} for {c} channels", wl.shape())
         }
         let g = Geometry::new(h, w, self.stride, self.pad)?;
-        let mut y = vec![0f32; n * c * g.ho * g.wo];
-        y.par_chunks_mut(g.ho * g.wo).enumerate().for_each(|(plane, out)| {
-            let ch = plane % c;
-            stencil_forward(&g, self.pad, &x[plane * h * w..(plane + 1) * h * w], &wt[ch * 9..ch * 9 + 9], out);
+        let y = uninit_output(n * c * g.ho * g.wo, |y| {
+            y.par_chunks_mut(g.ho * g.wo).enumerate().for_each(|(plane, out)| {
+                let ch = plane % c;
+                stencil_forward(&g, self.pad, &x[plane * h * w..(plane + 1) * h * w], &wt[ch * 9..ch * 9 + 9], out);
+            })
         });
         Ok((CpuStorage::F32(y), Shape::from((n, c, g.ho, g.wo))))
     }

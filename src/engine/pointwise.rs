@@ -1,11 +1,141 @@
-//! 1x1 convolution as one matrix multiply per layer: `W [Cout, Cin] x X[n] [Cin, H*W]`, no im2col copy.
+//! 1x1 convolution as one matrix multiply per image, `Y[n] = W · X[n]` on NCHW data, straight into
+//! the output buffer (no im2col, no zero fill), with a backward pass that accumulates the weight
+//! gradient over the batch inside the multiply instead of materialising one gradient per image.
 
-use candle_core::{Result, Tensor};
+use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use gemm::Parallelism;
+use rayon::prelude::*;
 
-/// `x [N, Cin, H, W]` with `w [Cout, Cin, 1, 1]`; differentiable through candle's matmul.
+use super::{contiguous_f32, dims4, uninit_output};
+
+/// Row-major matrix views for [`matmul`]: `(data, rows, cols, transposed)`.
+struct Mat<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    /// Read the stored `cols x rows` matrix transposed.
+    transposed: bool,
+}
+
+impl<'a> Mat<'a> {
+    fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Self { data, rows, cols, transposed: false }
+    }
+
+    fn t(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        Self { data, rows, cols, transposed: true }
+    }
+
+    /// `(column stride, row stride)` of the logical `rows x cols` matrix.
+    fn strides(&self) -> (isize, isize) {
+        if self.transposed {
+            (self.rows as isize, 1)
+        } else {
+            (1, self.cols as isize)
+        }
+    }
+}
+
+/// `dst (m x n) = a (m x k) · b (k x n)`, plus `dst` itself when `accumulate` (otherwise `dst`
+/// is only written, never read).
+fn matmul(dst: &mut [f32], a: &Mat, b: &Mat, accumulate: bool, parallelism: Parallelism) {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert!(b.rows == k && dst.len() == m * n && a.data.len() == m * k && b.data.len() == k * n);
+    let ((a_cs, a_rs), (b_cs, b_rs)) = (a.strides(), b.strides());
+    // SAFETY: the three buffers hold exactly the m x k, k x n and m x n elements the strides
+    // address (asserted above), and `dst` is borrowed mutably, so it aliases neither input.
+    unsafe {
+        gemm::gemm(
+            m, n, k, dst.as_mut_ptr(), 1, n as isize, accumulate, a.data.as_ptr(), a_cs, a_rs,
+            b.data.as_ptr(), b_cs, b_rs, 1.0, 1.0, false, false, false, parallelism,
+        );
+    }
+}
+
+/// Runs `f(image, output)` over the images in parallel, each multiply single-threaded: at batch
+/// 32 there is more than enough parallelism across images, and small late-layer matrices stay cheap.
+fn per_image(out: &mut [f32], per: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
+    out.par_chunks_mut(per).enumerate().for_each(|(i, o)| f(i, o));
+}
+
+/// `(x [N, Cin, H, W], w [Cout, Cin, 1, 1]) -> y [N, Cout, H, W]`.
+struct Forward;
+
+impl CustomOp2 for Forward {
+    fn name(&self) -> &'static str {
+        "pointwise"
+    }
+
+    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, c_in, h, w) = dims4(xl)?;
+        let c_out = wl.shape().dims()[0];
+        let (x, wt) = (contiguous_f32(xs, xl)?, contiguous_f32(ws, wl)?);
+        let hw = h * w;
+        let y = uninit_output(n * c_out * hw, |y| {
+            per_image(y, c_out * hw, |i, out| {
+                let xi = Mat::new(&x[i * c_in * hw..(i + 1) * c_in * hw], c_in, hw);
+                matmul(out, &Mat::new(wt, c_out, c_in), &xi, false, Parallelism::None);
+            })
+        });
+        Ok((CpuStorage::F32(y), Shape::from((n, c_out, h, w))))
+    }
+
+    fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        let grad = grad.contiguous()?;
+        let dx = grad.apply_op2_no_bwd(w, &BackwardData)?;
+        let dw = grad.apply_op2_no_bwd(x, &BackwardFilter)?;
+        Ok((Some(dx), Some(dw)))
+    }
+}
+
+/// `dX[n] = Wᵀ · G[n]`, from `(grad, w)`.
+struct BackwardData;
+
+impl CustomOp2 for BackwardData {
+    fn name(&self) -> &'static str {
+        "pointwise-backward-data"
+    }
+
+    fn cpu_fwd(&self, gs: &CpuStorage, gl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, c_out, h, w) = dims4(gl)?;
+        let c_in = wl.shape().dims()[1];
+        let (g, wt) = (contiguous_f32(gs, gl)?, contiguous_f32(ws, wl)?);
+        let hw = h * w;
+        let dx = uninit_output(n * c_in * hw, |dx| {
+            per_image(dx, c_in * hw, |i, out| {
+                let gi = Mat::new(&g[i * c_out * hw..(i + 1) * c_out * hw], c_out, hw);
+                matmul(out, &Mat::t(wt, c_in, c_out), &gi, false, Parallelism::None);
+            })
+        });
+        Ok((CpuStorage::F32(dx), Shape::from((n, c_in, h, w))))
+    }
+}
+
+/// `dW = Σ_n G[n] · X[n]ᵀ`, from `(grad, x)`, accumulated inside the multiply.
+struct BackwardFilter;
+
+impl CustomOp2 for BackwardFilter {
+    fn name(&self) -> &'static str {
+        "pointwise-backward-filter"
+    }
+
+    fn cpu_fwd(&self, gs: &CpuStorage, gl: &Layout, xs: &CpuStorage, xl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, c_out, h, w) = dims4(gl)?;
+        let c_in = xl.shape().dims()[1];
+        let (g, x) = (contiguous_f32(gs, gl)?, contiguous_f32(xs, xl)?);
+        let hw = h * w;
+        let mut dw = vec![0f32; c_out * c_in];
+        let threads = rayon::current_num_threads();
+        for i in 0..n {
+            let gi = Mat::new(&g[i * c_out * hw..(i + 1) * c_out * hw], c_out, hw);
+            let xi = Mat::t(&x[i * c_in * hw..(i + 1) * c_in * hw], hw, c_in);
+            matmul(&mut dw, &gi, &xi, i > 0, Parallelism::Rayon(threads));
+        }
+        Ok((CpuStorage::F32(dw), Shape::from((c_out, c_in, 1, 1))))
+    }
+}
+
+/// `x [N, Cin, H, W]` with `w [Cout, Cin, 1, 1]`, differentiable in both.
 pub fn pointwise_conv(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    let (n, c_in, h, wd) = x.dims4()?;
-    let c_out = w.dim(0)?;
-    let y = w.reshape((c_out, c_in))?.broadcast_left(n)?.matmul(&x.contiguous()?.reshape((n, c_in, h * wd))?)?;
-    y.reshape((n, c_out, h, wd))
+    x.contiguous()?.apply_op2(&w.contiguous()?, Forward)
 }
