@@ -55,7 +55,8 @@ impl ImageClassifier {
     /// labels file beside the weights, or are named `class_<i>`.
     pub fn from_weights(weights: &Path, labels: Option<&Path>, device: &Device) -> Result<Self> {
         let checkpoint = Checkpoint::read(weights, device)?;
-        let model = MobileNetV2::from_checkpoint(&checkpoint, weights)?;
+        let mut model = MobileNetV2::from_checkpoint(&checkpoint, weights)?;
+        model.freeze_all(); // inference only: lets the engine fold BatchNorm into the convolutions
         let classes = model.config().classes.ok_or_else(|| Error::Weights {
             path: weights.to_path_buf(),
             message: "these weights have no classifier (`predictions`): nothing to predict with".into(),

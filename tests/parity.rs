@@ -9,16 +9,22 @@ use food101::model::{Padding, WeightFormat};
 use food101::MobileNetV2;
 
 fn check(weights: &str, io: &str, format: WeightFormat, padding: Padding) {
-    let model = MobileNetV2::load(common::fixture(weights), &Device::Cpu).unwrap();
+    let mut model = MobileNetV2::load(common::fixture(weights), &Device::Cpu).unwrap();
     assert_eq!(model.config().padding, padding);
     assert_eq!(model.config().alpha, 0.35);
     assert_eq!(model.config().classes, Some(7));
     let io = read_fixture(io);
-    let features = model.features(&io["input"]).unwrap();
-    let logits = model.logits(&io["input"]).unwrap();
-    let (df, dl) = (max_abs_diff(&features, &io["features"]), max_abs_diff(&logits, &io["logits"]));
-    eprintln!("{format:?}: max |diff| features {df:e}, logits {dl:e}");
-    assert!(df < 1e-4 && dl < 1e-4, "{format:?} parity: features {df}, logits {dl}");
+    // Trainable layers run differentiable kernels; frozen ones fold BatchNorm into the convolution.
+    for frozen in [false, true] {
+        if frozen {
+            model.freeze_all();
+        }
+        let features = model.features(&io["input"]).unwrap();
+        let logits = model.logits(&io["input"]).unwrap();
+        let (df, dl) = (max_abs_diff(&features, &io["features"]), max_abs_diff(&logits, &io["logits"]));
+        eprintln!("{format:?} (frozen: {frozen}): max |diff| features {df:e}, logits {dl:e}");
+        assert!(df < 1e-4 && dl < 1e-4, "{format:?} (frozen: {frozen}) parity: features {df}, logits {dl}");
+    }
 }
 
 #[test]
@@ -56,7 +62,8 @@ fn symmetric_padding_would_not_match_keras() {
 #[test]
 fn real_imagenet_weights_match_keras_on_a_photo() {
     let Some(shared) = common::shared("real_imagenet_weights_match_keras_on_a_photo") else { return };
-    let model = MobileNetV2::load(shared.join("weights/mobilenet_v2_1.0_224_keras_imagenet.safetensors"), &Device::Cpu).unwrap();
+    let mut model = MobileNetV2::load(shared.join("weights/mobilenet_v2_1.0_224_keras_imagenet.safetensors"), &Device::Cpu).unwrap();
+    model.freeze_all();
     let io = read_fixture("cat_224_keras_probs.safetensors");
     let x = ((io["resized"].to_dtype(DType::F32).unwrap() / 127.5).unwrap() - 1.0).unwrap();
     let x: Tensor = x.permute((2, 0, 1)).unwrap().unsqueeze(0).unwrap();

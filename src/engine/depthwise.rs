@@ -8,7 +8,7 @@
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{contiguous_f32, dims4, uninit_output};
+use super::{contiguous_f32, dims4, uninit_output, Epilogue, FoldedBn};
 
 /// Padding of the two spatial axes: `[top, bottom, left, right]`.
 pub type Pad = [usize; 4];
@@ -87,21 +87,22 @@ fn pad_plane(g: &Geometry, pad: Pad, x: &[f32], out: &mut Vec<f32>) -> usize {
 
 /// One output row at stride 1 from three padded input rows: all nine taps in one pass.
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
-fn row_stride1(out: &mut [f32], rows: [&[f32]; 3], w: &[f32]) {
+fn row_stride1(out: &mut [f32], rows: [&[f32]; 3], w: &[f32], e: Epilogue) {
     let n = out.len();
     let [r0, r1, r2] = rows;
     let (a0, a1, a2) = (&r0[..n], &r0[1..n + 1], &r0[2..n + 2]);
     let (b0, b1, b2) = (&r1[..n], &r1[1..n + 1], &r1[2..n + 2]);
     let (c0, c1, c2) = (&r2[..n], &r2[1..n + 1], &r2[2..n + 2]);
     for i in 0..n {
-        out[i] = w[0] * a0[i] + w[1] * a1[i] + w[2] * a2[i] + w[3] * b0[i] + w[4] * b1[i] + w[5] * b2[i]
+        let sum = w[0] * a0[i] + w[1] * a1[i] + w[2] * a2[i] + w[3] * b0[i] + w[4] * b1[i] + w[5] * b2[i]
             + w[6] * c0[i] + w[7] * c1[i] + w[8] * c2[i];
+        out[i] = (sum + e.bias).max(e.lo).min(e.hi);
     }
 }
 
 /// One output row at stride 2 from three even/odd-split padded rows.
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
-fn row_stride2(out: &mut [f32], rows: [&[f32]; 3], w: &[f32]) {
+fn row_stride2(out: &mut [f32], rows: [&[f32]; 3], w: &[f32], e: Epilogue) {
     let n = out.len();
     let half = rows[0].len() / 2;
     fn taps(r: &[f32], n: usize, half: usize) -> (&[f32], &[f32], &[f32]) {
@@ -111,8 +112,9 @@ fn row_stride2(out: &mut [f32], rows: [&[f32]; 3], w: &[f32]) {
     let (b0, b1, b2) = taps(rows[1], n, half);
     let (c0, c1, c2) = taps(rows[2], n, half);
     for i in 0..n {
-        out[i] = w[0] * a0[i] + w[1] * a1[i] + w[2] * a2[i] + w[3] * b0[i] + w[4] * b1[i] + w[5] * b2[i]
+        let sum = w[0] * a0[i] + w[1] * a1[i] + w[2] * a2[i] + w[3] * b0[i] + w[4] * b1[i] + w[5] * b2[i]
             + w[6] * c0[i] + w[7] * c1[i] + w[8] * c2[i];
+        out[i] = (sum + e.bias).max(e.lo).min(e.hi);
     }
 }
 
@@ -121,7 +123,7 @@ thread_local! {
 }
 
 /// `y = sum_{kh, kw} w[kh, kw] * x_padded[oh * s + kh, ow * s + kw]` for one plane.
-fn stencil_forward(g: &Geometry, pad: Pad, x: &[f32], w: &[f32], out: &mut [f32]) {
+fn stencil_forward(g: &Geometry, pad: Pad, x: &[f32], w: &[f32], e: Epilogue, out: &mut [f32]) {
     SCRATCH.with_borrow_mut(|padded| {
         let row_len = pad_plane(g, pad, x, padded);
         let row = |r: usize| &padded[r * row_len..(r + 1) * row_len];
@@ -129,9 +131,9 @@ fn stencil_forward(g: &Geometry, pad: Pad, x: &[f32], w: &[f32], out: &mut [f32]
             let r = oh * g.stride;
             let rows = [row(r), row(r + 1), row(r + 2)];
             if g.stride == 1 {
-                row_stride1(dst, rows, w);
+                row_stride1(dst, rows, w, e);
             } else {
-                row_stride2(dst, rows, w);
+                row_stride2(dst, rows, w, e);
             }
         }
     });
@@ -189,10 +191,12 @@ fn stencil_backward_filter(g: &Geometry, x: &[f32], grad: &[f32], dw: &mut [f32;
     }
 }
 
-/// Forward: `(x [N, C, H, W], w [C, 1, 3, 3]) -> y [N, C, Ho, Wo]`.
+/// Forward: `(x [N, C, H, W], w [C, 1, 3, 3]) -> y [N, C, Ho, Wo]`, with a frozen BatchNorm
+/// (+ ReLU6) folded in when `bn` is given (then there is no backward).
 struct Forward {
     stride: usize,
     pad: Pad,
+    bn: Option<FoldedBn>,
 }
 
 impl CustomOp2 for Forward {
@@ -207,10 +211,16 @@ impl CustomOp2 for Forward {
             candle_core::bail!("depthwise3x3: weight {:?} for {c} channels", wl.shape())
         }
         let g = Geometry::new(h, w, self.stride, self.pad)?;
+        // Folding BatchNorm: taps times the channel's scale, its shift as bias, then the clamp.
+        let taps: Vec<f32> = match &self.bn {
+            Some(bn) => wt.iter().enumerate().map(|(i, v)| v * bn.scale[i / 9]).collect(),
+            None => wt.to_vec(),
+        };
         let y = uninit_output(n * c * g.ho * g.wo, |y| {
             y.par_chunks_mut(g.ho * g.wo).enumerate().for_each(|(plane, out)| {
                 let ch = plane % c;
-                stencil_forward(&g, self.pad, &x[plane * h * w..(plane + 1) * h * w], &wt[ch * 9..ch * 9 + 9], out);
+                let e = self.bn.as_ref().map_or(Epilogue::IDENTITY, |bn| bn.epilogue(ch));
+                stencil_forward(&g, self.pad, &x[plane * h * w..(plane + 1) * h * w], &taps[ch * 9..ch * 9 + 9], e, out);
             })
         });
         Ok((CpuStorage::F32(y), Shape::from((n, c, g.ho, g.wo))))
@@ -288,5 +298,13 @@ pub fn depthwise_conv3x3(x: &Tensor, w: &Tensor, stride: usize, pad: Pad) -> Res
     if !(1..=2).contains(&stride) {
         candle_core::bail!("depthwise3x3 supports strides 1 and 2, got {stride}")
     }
-    x.contiguous()?.apply_op2(&w.contiguous()?, Forward { stride, pad })
+    x.contiguous()?.apply_op2(&w.contiguous()?, Forward { stride, pad, bn: None })
+}
+
+/// Depthwise 3x3 convolution with a frozen BatchNorm (and ReLU6) folded in; inference only.
+pub fn depthwise_conv3x3_bn(x: &Tensor, w: &Tensor, stride: usize, pad: Pad, bn: FoldedBn) -> Result<Tensor> {
+    if !(1..=2).contains(&stride) {
+        candle_core::bail!("depthwise3x3 supports strides 1 and 2, got {stride}")
+    }
+    x.contiguous()?.apply_op2_no_bwd(&w.contiguous()?, &Forward { stride, pad, bn: Some(bn) })
 }

@@ -7,8 +7,8 @@ mod depthwise;
 mod pointwise;
 
 pub use affine::affine_act;
-pub use depthwise::{depthwise_conv3x3, Pad};
-pub use pointwise::pointwise_conv;
+pub use depthwise::{depthwise_conv3x3, depthwise_conv3x3_bn, Pad};
+pub use pointwise::{pointwise_conv, pointwise_conv_bn};
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -48,6 +48,34 @@ fn keep_freed_memory() {
 
 fn dims4(l: &Layout) -> Result<(usize, usize, usize, usize)> {
     l.shape().dims4()
+}
+
+/// A frozen inference-mode BatchNorm (`x * scale + shift`, per channel) and whether ReLU6
+/// follows, to be folded into the convolution before it.
+#[derive(Debug, Clone)]
+pub struct FoldedBn {
+    pub scale: Vec<f32>,
+    pub shift: Vec<f32>,
+    pub relu6: bool,
+}
+
+impl FoldedBn {
+    fn epilogue(&self, channel: usize) -> Epilogue {
+        let (lo, hi) = if self.relu6 { (0.0, 6.0) } else { (f32::NEG_INFINITY, f32::INFINITY) };
+        Epilogue { bias: self.shift[channel], lo, hi }
+    }
+}
+
+/// What a kernel does to each output before storing it: `(v + bias).max(lo).min(hi)`.
+#[derive(Debug, Clone, Copy)]
+struct Epilogue {
+    bias: f32,
+    lo: f32,
+    hi: f32,
+}
+
+impl Epilogue {
+    const IDENTITY: Self = Self { bias: 0.0, lo: f32::NEG_INFINITY, hi: f32::INFINITY };
 }
 
 /// A `len`-element output that `fill` writes completely, without zeroing it first: the kernels

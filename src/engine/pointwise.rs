@@ -6,7 +6,7 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::{contiguous_f32, dims4, uninit_output};
+use super::{contiguous_f32, dims4, uninit_output, Epilogue, FoldedBn};
 
 /// Row-major matrix views for [`matmul`]: `(data, rows, cols, transposed)`.
 struct Mat<'a> {
@@ -58,8 +58,11 @@ fn per_image(out: &mut [f32], per: usize, f: impl Fn(usize, &mut [f32]) + Sync) 
     out.par_chunks_mut(per).enumerate().for_each(|(i, o)| f(i, o));
 }
 
-/// `(x [N, Cin, H, W], w [Cout, Cin, 1, 1]) -> y [N, Cout, H, W]`.
-struct Forward;
+/// `(x [N, Cin, H, W], w [Cout, Cin, 1, 1]) -> y [N, Cout, H, W]`, with a frozen BatchNorm
+/// (+ ReLU6) folded in when `bn` is given (then there is no backward).
+struct Forward {
+    bn: Option<FoldedBn>,
+}
 
 impl CustomOp2 for Forward {
     fn name(&self) -> &'static str {
@@ -71,10 +74,21 @@ impl CustomOp2 for Forward {
         let c_out = wl.shape().dims()[0];
         let (x, wt) = (contiguous_f32(xs, xl)?, contiguous_f32(ws, wl)?);
         let hw = h * w;
+        // Folding BatchNorm: each output row of W times its channel's scale; the shift and the
+        // clamp are applied to each image right after its multiply, while it is still in cache.
+        let folded: Vec<f32> = match &self.bn {
+            Some(bn) => wt.iter().enumerate().map(|(i, v)| v * bn.scale[i / c_in]).collect(),
+            None => wt.to_vec(),
+        };
         let y = uninit_output(n * c_out * hw, |y| {
             per_image(y, c_out * hw, |i, out| {
                 let xi = Mat::new(&x[i * c_in * hw..(i + 1) * c_in * hw], c_in, hw);
-                matmul(out, &Mat::new(wt, c_out, c_in), &xi, false, Parallelism::None);
+                matmul(out, &Mat::new(&folded, c_out, c_in), &xi, false, Parallelism::None);
+                if let Some(bn) = &self.bn {
+                    for (ch, row) in out.chunks_exact_mut(hw).enumerate() {
+                        apply_epilogue(row, bn.epilogue(ch));
+                    }
+                }
             })
         });
         Ok((CpuStorage::F32(y), Shape::from((n, c_out, h, w))))
@@ -86,6 +100,11 @@ impl CustomOp2 for Forward {
         let dw = grad.apply_op2_no_bwd(x, &BackwardFilter)?;
         Ok((Some(dx), Some(dw)))
     }
+}
+
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+fn apply_epilogue(row: &mut [f32], e: Epilogue) {
+    row.iter_mut().for_each(|v| *v = (*v + e.bias).max(e.lo).min(e.hi));
 }
 
 /// `dX[n] = Wᵀ · G[n]`, from `(grad, w)`.
@@ -137,5 +156,10 @@ impl CustomOp2 for BackwardFilter {
 
 /// `x [N, Cin, H, W]` with `w [Cout, Cin, 1, 1]`, differentiable in both.
 pub fn pointwise_conv(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op2(&w.contiguous()?, Forward)
+    x.contiguous()?.apply_op2(&w.contiguous()?, Forward { bn: None })
+}
+
+/// 1x1 convolution with a frozen BatchNorm (and ReLU6) folded in; inference only.
+pub fn pointwise_conv_bn(x: &Tensor, w: &Tensor, bn: FoldedBn) -> Result<Tensor> {
+    x.contiguous()?.apply_op2_no_bwd(&w.contiguous()?, &Forward { bn: Some(bn) })
 }

@@ -3,6 +3,7 @@
 use candle_core::{Result, Tensor};
 
 use super::layers::{BatchNorm, Conv2d, LayerBuilder, Trainability};
+use crate::engine::{self, FoldedBn};
 
 /// Three Keras layers (`Conv1`, `bn_Conv1`, `Conv1_relu`), or two when `activation` is false
 /// (the linear bottleneck `block_N_project`, `block_N_project_BN`).
@@ -41,6 +42,14 @@ impl ConvNorm {
     }
 
     pub fn forward(&self, x: &Tensor, t: Trainability) -> Result<Tensor> {
+        // Frozen and outside the backward graph: BatchNorm folds into the convolution kernel.
+        if engine::supports(x) && !x.track_op() && !t.trains(self.norm.index) {
+            let (scale, shift) = self.norm.scale_shift(t)?;
+            let bn = FoldedBn { scale: scale.to_vec1()?, shift: shift.to_vec1()?, relu6: self.activation };
+            if let Some(y) = self.conv.forward_folded(x, bn)? {
+                return Ok(y);
+            }
+        }
         self.norm.forward(&self.conv.forward(x, t)?, t, self.activation)
     }
 }

@@ -11,7 +11,7 @@ use candle_nn::{Init, VarBuilder};
 use serde::Serialize;
 
 use super::config::Padding;
-use crate::engine::{self, Pad};
+use crate::engine::{self, FoldedBn, Pad};
 
 /// The Keras class of a layer, as `model.summary()` prints it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -64,8 +64,12 @@ pub struct Trainability {
 }
 
 impl Trainability {
+    pub fn trains(self, layer: usize) -> bool {
+        layer >= self.first_trainable
+    }
+
     fn param(self, layer: usize, value: &Tensor) -> Tensor {
-        if layer >= self.first_trainable {
+        if self.trains(layer) {
             value.clone()
         } else {
             value.detach()
@@ -84,7 +88,7 @@ fn pad_amounts(x: &Tensor, padding: Padding, k: usize, stride: usize) -> Result<
 /// A convolution without bias (`Conv2D`), or a depthwise one (`DepthwiseConv2D`, `groups = C`).
 #[derive(Debug, Clone)]
 pub struct Conv2d {
-    index: usize,
+    pub(crate) index: usize,
     /// `[out, in / groups, k, k]`.
     pub(crate) weight: Tensor,
     kernel_size: usize,
@@ -94,6 +98,20 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
+    /// This convolution with a frozen BatchNorm folded in, when the engine has a fused kernel
+    /// for it (depthwise and 1x1); inference only.
+    pub fn forward_folded(&self, x: &Tensor, bn: FoldedBn) -> Result<Option<Tensor>> {
+        let weight = self.weight.detach();
+        if self.groups > 1 {
+            let pad = pad_amounts(x, self.padding, self.kernel_size, self.stride)?;
+            return Ok(Some(engine::depthwise_conv3x3_bn(x, &weight, self.stride, pad, bn)?));
+        }
+        if self.kernel_size == 1 && self.stride == 1 {
+            return Ok(Some(engine::pointwise_conv_bn(x, &weight, bn)?));
+        }
+        Ok(None)
+    }
+
     pub fn forward(&self, x: &Tensor, t: Trainability) -> Result<Tensor> {
         let weight = t.param(self.index, &self.weight);
         let pad = pad_amounts(x, self.padding, self.kernel_size, self.stride)?;
@@ -118,7 +136,7 @@ impl Conv2d {
 /// never change (Keras `base(x, training=False)`); gamma and beta train when the layer does.
 #[derive(Debug, Clone)]
 pub struct BatchNorm {
-    index: usize,
+    pub(crate) index: usize,
     pub(crate) gamma: Tensor,
     pub(crate) beta: Tensor,
     pub(crate) moving_mean: Tensor,
@@ -128,7 +146,7 @@ pub struct BatchNorm {
 
 impl BatchNorm {
     /// The normalisation as `x * scale + shift`, per channel.
-    fn scale_shift(&self, t: Trainability) -> Result<(Tensor, Tensor)> {
+    pub(crate) fn scale_shift(&self, t: Trainability) -> Result<(Tensor, Tensor)> {
         let inv_std = (self.moving_variance.detach() + self.eps)?.sqrt()?.recip()?;
         let scale = t.param(self.index, &self.gamma).mul(&inv_std)?;
         let shift = t.param(self.index, &self.beta).sub(&self.moving_mean.detach().mul(&scale)?)?;
