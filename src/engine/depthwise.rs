@@ -74,11 +74,14 @@ fn pad_plane(g: &Geometry, pad: Pad, x: &[f32], out: &mut Vec<f32>) -> usize {
             let (first, second) = if pad[2] % 2 == 0 { (even, odd) } else { (odd, even) };
             let offset = pad[2] / 2;
             let second_offset = (pad[2] + 1) / 2;
-            for (i, v) in src.iter().step_by(2).enumerate() {
-                first[offset + i] = *v;
+            let pairs = src.chunks_exact(2);
+            if let [last] = pairs.remainder() {
+                first[offset + src.len() / 2] = *last;
             }
-            for (i, v) in src.iter().skip(1).step_by(2).enumerate() {
-                second[second_offset + i] = *v;
+            let (first, second) = (&mut first[offset..], &mut second[second_offset..]);
+            for ((pair, a), b) in pairs.zip(first.iter_mut()).zip(second.iter_mut()) {
+                *a = pair[0];
+                *b = pair[1];
             }
         }
     }
