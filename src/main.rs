@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use food101::candle_core::Device;
+use food101::data::Dataset;
 use food101::model::{hub, MobileNetV2, MobileNetV2Config};
 use food101::predict::ImageClassifier;
 
@@ -46,6 +47,22 @@ enum Command {
     },
     /// Download timm's ImageNet MobileNetV2 weights into the Hugging Face cache.
     FetchWeights,
+    /// Datasets: check one.
+    Data {
+        #[command(subcommand)]
+        command: DataCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum DataCommand {
+    /// Scan a dataset (Food-101 layout or class folders): classes, counts and unreadable files.
+    Check {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 fn main() -> Result<()> {
@@ -82,6 +99,33 @@ fn main() -> Result<()> {
                 println!("{}", serde_json::to_string_pretty(&summary.to_json())?);
             } else {
                 print!("{summary}");
+            }
+        }
+        Command::Data { command: DataCommand::Check { data, json } } => {
+            let dataset = Dataset::open(&data)?;
+            let skipped = dataset.unreadable();
+            if json {
+                let report = serde_json::json!({
+                    "classes": dataset.classes.len(),
+                    "train": dataset.train.len(),
+                    "validation": dataset.validation.len(),
+                    "skipped": skipped,
+                });
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else {
+                println!("{}: {} classes, {} train, {} validation images", data.display(), dataset.classes.len(), dataset.train.len(), dataset.validation.len());
+                let train = Dataset::class_counts(&dataset.train, dataset.classes.len());
+                let validation = Dataset::class_counts(&dataset.validation, dataset.classes.len());
+                for (i, class) in dataset.classes.iter().enumerate().take(20) {
+                    println!("  {i:>3} {class:<28} {:>6} train {:>6} validation", train[i], validation[i]);
+                }
+                if dataset.classes.len() > 20 {
+                    println!("  ... {} more classes", dataset.classes.len() - 20);
+                }
+                println!("unreadable: {}", skipped.len());
+                for s in &skipped {
+                    println!("  {} ({})", s.path.display(), s.reason);
+                }
             }
         }
         Command::FetchWeights => {

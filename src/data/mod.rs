@@ -1,5 +1,13 @@
-//! Images in, tensors out: decoding, resizing and the normalisation each set of weights expects.
+//! Data: datasets on disk, the input pipeline (decode, augment, resize, normalise, batch,
+//! prefetch) and synthetic datasets for tests and quick runs.
 
+mod augment;
+mod dataset;
+mod pipeline;
 mod preprocess;
+pub mod synthetic;
 
+pub use augment::Augment;
+pub use dataset::{ClassSelection, Dataset, Sample};
+pub use pipeline::{decode, load_sample, Batch, DataLoader, Epoch, EpochStats, PipelineConfig, Skipped};
 pub use preprocess::{load_rgb, resize_bilinear, to_tensor, Preprocessing};

@@ -1,0 +1,155 @@
+//! Datasets and the input pipeline on synthetic data in both layouts (with broken files of every
+//! kind), and on the real cats-vs-dogs photos in ../shared when present.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use food101::candle_core::Device;
+use food101::data::synthetic::{self, Layout, Spec};
+use food101::data::{Augment, ClassSelection, DataLoader, Dataset, PipelineConfig, Preprocessing};
+
+fn broken_spec() -> Spec {
+    Spec { classes: 3, train_per_class: 6, validation_per_class: 2, broken: true, ..Spec::default() }
+}
+
+fn config(batch_size: usize, shuffle: bool) -> PipelineConfig {
+    PipelineConfig { image_size: (32, 40), batch_size, shuffle, seed: 7, ..PipelineConfig::default() }
+}
+
+#[test]
+fn both_layouts_read_the_same_classes_and_counts() {
+    for layout in [Layout::Food101, Layout::ClassFolders] {
+        let dir = tempfile::tempdir().unwrap();
+        let generated = synthetic::generate(dir.path(), layout, &broken_spec()).unwrap();
+        let ds = Dataset::open(dir.path()).unwrap();
+        assert_eq!(ds.classes, ["apple_pie", "bibimbap", "churros"], "{layout:?}");
+        let extra = if layout == Layout::Food101 { 7 } else { 6 }; // + the listed-but-missing entry
+        assert_eq!(ds.train.len(), 18 + extra, "{layout:?}");
+        assert_eq!(ds.validation.len(), 6);
+        assert_eq!(Dataset::class_counts(&ds.validation, 3), [2, 2, 2]);
+        let unreadable: BTreeSet<_> = ds.unreadable().into_iter().map(|s| s.path).collect();
+        let expected: BTreeSet<_> = generated.unreadable.iter().map(|(p, _)| p.clone()).collect();
+        assert_eq!(unreadable, expected, "{layout:?}");
+    }
+}
+
+#[test]
+fn an_epoch_skips_and_counts_bad_files_and_decodes_odd_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let generated = synthetic::generate(dir.path(), Layout::Food101, &broken_spec()).unwrap();
+    let ds = Dataset::open(dir.path()).unwrap();
+    let loader = DataLoader::new(ds.train.clone(), config(5, true), &Device::Cpu);
+    let mut epoch = loader.epoch(0);
+    let mut seen = Vec::new();
+    for batch in &mut epoch {
+        let batch = batch.unwrap();
+        let n = batch.indices.len();
+        assert_eq!(batch.images.dims(), &[n, 3, 32, 40]);
+        assert_eq!(batch.labels.dims(), &[n]);
+        let values = batch.images.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        assert!(values.iter().all(|v| (-1.0..=1.0).contains(v)), "Keras preprocessing keeps [-1, 1]");
+        seen.extend(batch.indices);
+    }
+    let stats = epoch.stats();
+    assert_eq!(stats.total, ds.train.len());
+    assert_eq!(stats.skipped.len(), generated.unreadable.len());
+    assert_eq!(seen.len() + stats.skipped.len(), ds.train.len(), "every sample is either batched or skipped");
+    let text = stats.to_string();
+    assert!(text.starts_with(&format!("skipped 4 of {} images: ", ds.train.len())), "{text}");
+    for odd in &generated.odd_but_readable {
+        let index = ds.train.iter().position(|s| &s.path == odd).unwrap();
+        assert!(seen.contains(&index), "{} should decode", odd.display());
+    }
+}
+
+#[test]
+fn same_seed_same_batches_and_epochs_reshuffle() {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic::generate(dir.path(), Layout::ClassFolders, &Spec::default()).unwrap();
+    let ds = Dataset::open(dir.path()).unwrap();
+    let mut cfg = config(8, true);
+    cfg.augment = Some(Augment::default());
+    let run = |epoch: u64| -> Vec<(Vec<usize>, Vec<f32>)> {
+        let loader = DataLoader::new(ds.train.clone(), cfg.clone(), &Device::Cpu);
+        loader
+            .epoch(epoch)
+            .map(|b| {
+                let b = b.unwrap();
+                (b.indices, b.images.flatten_all().unwrap().to_vec1::<f32>().unwrap())
+            })
+            .collect()
+    };
+    let (a, b, c) = (run(0), run(0), run(1));
+    assert_eq!(a, b, "same seed and epoch, same batches (augmentation included)");
+    assert_ne!(a.iter().map(|x| &x.0).collect::<Vec<_>>(), c.iter().map(|x| &x.0).collect::<Vec<_>>());
+    let no_shuffle = DataLoader::new(ds.validation.clone(), config(4, false), &Device::Cpu);
+    assert_eq!(no_shuffle.order(3), (0..ds.validation.len()).collect::<Vec<_>>());
+}
+
+#[test]
+fn subsets_are_reproducible() {
+    let dir = tempfile::tempdir().unwrap();
+    let spec = Spec { classes: 4, train_per_class: 10, validation_per_class: 4, ..Spec::default() };
+    synthetic::generate(dir.path(), Layout::Food101, &spec).unwrap();
+    let ds = Dataset::open(dir.path()).unwrap();
+    let sub = ds.subset(&ClassSelection::First(2), 0.5, 1).unwrap();
+    assert_eq!(sub.classes, ["apple_pie", "bibimbap"]);
+    assert_eq!(Dataset::class_counts(&sub.train, 2), [5, 5]);
+    assert_eq!(Dataset::class_counts(&sub.validation, 2), [2, 2]);
+    assert_eq!(sub.train, ds.subset(&ClassSelection::First(2), 0.5, 1).unwrap().train);
+    assert_ne!(sub.train, ds.subset(&ClassSelection::First(2), 0.5, 2).unwrap().train);
+    let named = ds.subset(&"donuts,bibimbap".parse().unwrap(), 1.0, 0).unwrap();
+    assert_eq!(named.classes, ["donuts", "bibimbap"]);
+    assert!(named.train.iter().all(|s| s.label < 2) && named.train.len() == 20);
+    let err = ds.subset(&ClassSelection::Names(vec!["pizza".into()]), 1.0, 0).unwrap_err().to_string();
+    assert!(err.contains("no class `pizza`"), "{err}");
+}
+
+#[test]
+fn a_class_missing_from_classes_txt_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic::generate(dir.path(), Layout::Food101, &Spec::default()).unwrap();
+    let test = dir.path().join("meta/test.txt");
+    std::fs::write(&test, std::fs::read_to_string(&test).unwrap() + "pizza/123\n").unwrap();
+    let err = Dataset::open(dir.path()).unwrap_err().to_string();
+    assert!(err.contains("test.txt") && err.contains("`pizza/123` names class `pizza`"), "{err}");
+}
+
+#[test]
+fn cmyk_jpegs_decode_to_rgb() {
+    let img = food101::data::load_rgb(&common::fixture("cmyk.jpg")).unwrap();
+    assert_eq!(img.dimensions(), (8, 6));
+    let px = img.get_pixel(0, 0).0;
+    assert!(px[0] > 150 && px[2] < 100, "the fixture is orange-red, got {px:?}");
+}
+
+#[test]
+fn data_check_cli_reports_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let generated = synthetic::generate(dir.path(), Layout::ClassFolders, &broken_spec()).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_food101")).args(["data", "check", "--json", "--data"]).arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json["classes"], 3);
+    assert_eq!(json["train"], 24);
+    assert_eq!(json["validation"], 6);
+    let skipped = json["skipped"].as_array().unwrap();
+    assert_eq!(skipped.len(), generated.unreadable.len());
+    assert!(skipped.iter().any(|s| s["reason"] == "empty file"));
+}
+
+#[test]
+fn cats_and_dogs_from_shared() {
+    let Some(shared) = common::shared("cats_and_dogs_from_shared") else { return };
+    let ds = Dataset::open(shared.join("datasets/cats_and_dogs_filtered")).unwrap();
+    assert_eq!(ds.classes, ["cats", "dogs"]);
+    assert_eq!((ds.train.len(), ds.validation.len()), (2000, 1000));
+    let cfg = PipelineConfig { image_size: (160, 160), batch_size: 16, preprocessing: Preprocessing::imagenet(), ..PipelineConfig::default() };
+    let loader = DataLoader::new(ds.validation[..40].to_vec(), cfg, &Device::Cpu);
+    let mut epoch = loader.epoch(0);
+    let sizes: Vec<usize> = (&mut epoch).map(|b| b.unwrap().indices.len()).collect();
+    assert_eq!(sizes, [16, 16, 8]);
+    assert!(epoch.stats().skipped.is_empty());
+}
