@@ -15,6 +15,8 @@ pub enum Error {
     Weights { path: PathBuf, message: String },
     #[error("{}: the weights do not fit the model:\n{}", path.display(), list(problems))]
     TensorMismatch { path: PathBuf, problems: Vec<TensorProblem> },
+    #[error("download of {url} failed: {message}")]
+    Download { url: String, message: String },
     #[error("dataset {}: {message}", path.display())]
     Dataset { path: PathBuf, message: String },
     #[error("image {}: {message}", path.display())]

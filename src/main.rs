@@ -47,7 +47,7 @@ enum Command {
     },
     /// Download timm's ImageNet MobileNetV2 weights into the Hugging Face cache.
     FetchWeights,
-    /// Datasets: check one.
+    /// Datasets: check one, or download Food-101.
     Data {
         #[command(subcommand)]
         command: DataCommand,
@@ -62,6 +62,12 @@ enum DataCommand {
         data: PathBuf,
         #[arg(long)]
         json: bool,
+    },
+    /// Download the official Food-101 archive (resumable, MD5-checked) and extract it.
+    Download {
+        /// Where `food-101/` goes (default: data-cache/).
+        #[arg(long)]
+        dir: Option<PathBuf>,
     },
 }
 
@@ -127,6 +133,12 @@ fn main() -> Result<()> {
                     println!("  {} ({})", s.path.display(), s.reason);
                 }
             }
+        }
+        Command::Data { command: DataCommand::Download { dir } } => {
+            let dir = dir.unwrap_or_else(food101::cache::cache_dir);
+            let root = food101::data::download::food101(&dir)?;
+            let dataset = Dataset::open(&root)?;
+            println!("{}: {} classes, {} train, {} validation images", root.display(), dataset.classes.len(), dataset.train.len(), dataset.validation.len());
         }
         Command::FetchWeights => {
             let path = hub::timm_imagenet_weights().context("fetching the ImageNet weights")?;

@@ -3,6 +3,7 @@
 
 mod augment;
 mod dataset;
+pub mod download;
 mod pipeline;
 mod preprocess;
 pub mod synthetic;

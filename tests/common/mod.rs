@@ -28,3 +28,59 @@ pub fn shared(test: &str) -> Option<PathBuf> {
 pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
 }
+
+/// A tiny HTTP file server on 127.0.0.1 for download tests: answers `requests` GETs with `body`
+/// (honouring `Range: bytes=a-[b]` with 206 and Content-Range, plus the headers the Hugging Face
+/// hub sends). With `cut_first` the first answer stops after that many body bytes, as a dropped
+/// connection would. Returns the base URL and a handle yielding each request's path and range.
+pub fn serve(body: Vec<u8>, requests: usize, cut_first: Option<usize>) -> (String, std::thread::JoinHandle<Vec<(String, Option<String>)>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let handle = std::thread::spawn(move || {
+        let mut seen = Vec::new();
+        for (n, stream) in listener.incoming().take(requests).enumerate() {
+            let mut stream = stream.unwrap();
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut request = String::new();
+            reader.read_line(&mut request).unwrap();
+            let path = request.split_whitespace().nth(1).unwrap_or("").to_string();
+            let mut range = None;
+            loop {
+                let mut line = String::new();
+                reader.read_line(&mut line).unwrap();
+                if line.trim().is_empty() {
+                    break;
+                }
+                if let Some(r) = line.to_ascii_lowercase().strip_prefix("range: bytes=") {
+                    range = Some(r.trim().to_string());
+                }
+            }
+            let (start, end) = match &range {
+                Some(r) => {
+                    let (a, b) = r.split_once('-').unwrap();
+                    (a.parse().unwrap(), b.parse().unwrap_or(body.len() - 1))
+                }
+                None => (0, body.len() - 1),
+            };
+            let part = &body[start..=end];
+            let status = if range.is_some() { "206 Partial Content" } else { "200 OK" };
+            let head = format!(
+                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nContent-Range: bytes {start}-{end}/{}\r\n\
+                 x-repo-commit: 0123456789abcdef0123456789abcdef01234567\r\netag: \"e7a6\"\r\nConnection: close\r\n\r\n",
+                part.len(),
+                body.len()
+            );
+            stream.write_all(head.as_bytes()).unwrap();
+            let sent = if n == 0 { cut_first.unwrap_or(part.len()).min(part.len()) } else { part.len() };
+            let _ = stream.write_all(&part[..sent]);
+            let _ = stream.flush();
+            if sent == part.len() {
+                let _ = stream.read(&mut [0u8; 1]);
+            }
+            seen.push((path, range));
+        }
+        seen
+    });
+    (url, handle)
+}
