@@ -14,6 +14,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use food101::candle_core::{DType, Device, Tensor, Var};
 use food101::candle_nn::{loss, AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use food101::data::{DataLoader, Dataset, PipelineConfig};
 use food101::model::LayerKind;
 use food101::{ClassifierHead, MobileNetV2, MobileNetV2Config};
 use serde::{Deserialize, Serialize};
@@ -23,6 +24,7 @@ use serde::{Deserialize, Serialize};
 struct Args {
     #[arg(long, default_value = "food101,tensorflow,pytorch", value_delimiter = ',')]
     frameworks: Vec<String>,
+    /// inference, head, phase2, full, and etl (needs --data).
     #[arg(long, default_value = "inference,head,phase2,full", value_delimiter = ',')]
     cases: Vec<String>,
     #[arg(long, default_value = "1,2", value_delimiter = ',')]
@@ -40,6 +42,9 @@ struct Args {
     /// Timed steps per case (after 2 warm-up steps).
     #[arg(long, default_value_t = 5)]
     steps: usize,
+    /// Image folder for the `etl` case (class folders or Food-101 layout; its train split is read).
+    #[arg(long)]
+    data: Option<PathBuf>,
     /// Python of the peers' venv.
     #[arg(long, default_value = "data-cache/venv-peers/bin/python")]
     python: PathBuf,
@@ -81,8 +86,39 @@ fn forward_flops(model: &MobileNetV2) -> f64 {
         .sum()
 }
 
+/// The `etl` case: decode, resize and batch JPEGs with the data pipeline.
+fn run_etl(args: &Args) -> Result<Measurement> {
+    let data = args.data.as_ref().context("the etl case needs --data DIR")?;
+    let dataset = Dataset::open(data)?;
+    let wanted = (args.steps + 2) * args.batch;
+    let samples = dataset.train.iter().cycle().take(wanted.min(dataset.train.len().max(1) * 100)).cloned().collect();
+    let config = PipelineConfig { image_size: (args.size, args.size), batch_size: args.batch, ..PipelineConfig::default() };
+    let loader = DataLoader::new(samples, config, &Device::Cpu);
+    let mut epoch = loader.epoch(0);
+    for _ in 0..2 {
+        epoch.next().context("too few images for the warm-up")??;
+    }
+    let start = Instant::now();
+    let mut images = 0;
+    for batch in epoch {
+        images += batch?.indices.len();
+    }
+    Ok(Measurement {
+        framework: "food101".into(),
+        case: "etl".into(),
+        threads: args.worker_threads,
+        batch: args.batch,
+        images_per_s: images as f64 / start.elapsed().as_secs_f64(),
+        peak_rss_mb: peak_rss_mb(),
+        gflops: None,
+    })
+}
+
 /// One case of ours, timed in this process.
 fn run_worker(args: &Args, case: &str) -> Result<Measurement> {
+    if case == "etl" {
+        return run_etl(args);
+    }
     let device = Device::Cpu;
     let batch = if case == "full" { args.full_batch } else { args.batch };
     let config = MobileNetV2Config::default().with_input_size(args.size, args.size);
@@ -161,6 +197,9 @@ fn run_one(args: &Args, framework: &str, case: &str, threads: usize) -> Result<M
         c.args(["--worker", case, "--worker-threads", &threads.to_string()]);
         c.args(["--batch", &args.batch.to_string(), "--full-batch", &args.full_batch.to_string()]);
         c.args(["--size", &args.size.to_string(), "--classes", &args.classes.to_string(), "--steps", &args.steps.to_string()]);
+        if let Some(data) = &args.data {
+            c.arg("--data").arg(data);
+        }
         c.env("RAYON_NUM_THREADS", threads.to_string());
         c
     } else {
@@ -171,6 +210,10 @@ fn run_one(args: &Args, framework: &str, case: &str, threads: usize) -> Result<M
         c.args(["bench/peers.py", "--framework", framework, "--case", case, "--threads", &threads.to_string()]);
         c.args(["--batch", &batch.to_string(), "--size", &args.size.to_string(), "--classes", &args.classes.to_string()]);
         c.args(["--steps", &args.steps.to_string()]);
+        if let Some(data) = &args.data {
+            let train = data.join("train");
+            c.arg("--data").arg(if train.is_dir() { train } else { data.join("images") });
+        }
         c
     };
     let out = cmd.output().with_context(|| format!("starting {framework} {case}"))?;
