@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use fast_image_resize::{images::Image, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
+use fast_image_resize::{images::{Image, ImageRef}, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
@@ -55,7 +55,7 @@ pub fn load_rgb(path: &Path) -> Result<RgbImage> {
         .map_err(|e| err(e.to_string()))?
         .with_guessed_format()
         .map_err(|e| err(e.to_string()))?;
-    Ok(reader.decode().map_err(|e| err(e.to_string()))?.to_rgb8())
+    Ok(reader.decode().map_err(|e| err(e.to_string()))?.into_rgb8())
 }
 
 /// Bilinear resize with Pillow's antialiasing (the filter widens when shrinking), as Keras'
@@ -66,7 +66,7 @@ pub fn resize_bilinear(img: &RgbImage, height: usize, width: usize) -> RgbImage 
     if img.dimensions() == (width as u32, height as u32) {
         return img.clone();
     }
-    let src = Image::from_vec_u8(img.width(), img.height(), img.as_raw().clone(), PixelType::U8x3)
+    let src = ImageRef::new(img.width(), img.height(), img.as_raw(), PixelType::U8x3)
         .expect("an RgbImage buffer is exactly width * height * 3 bytes");
     let mut dst = Image::new(width as u32, height as u32, PixelType::U8x3);
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
