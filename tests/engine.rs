@@ -113,9 +113,32 @@ fn affine_relu6_matches_stock_candle_and_finite_differences() {
 
 #[test]
 fn pointwise_matches_conv2d() {
-    let inputs = [randn(&[3, 6, 5, 7]), randn(&[4, 6, 1, 1])];
-    let ours = |t: &[Tensor]| engine::pointwise_conv(&t[0], &t[1]).unwrap();
-    let stock = |t: &[Tensor]| t[0].conv2d(&t[1], 0, 1, 1, 1).unwrap();
-    compare(&ours, &stock, &inputs, "pointwise");
-    finite_difference_check(&ours, &inputs, 1, "pointwise");
+    // Small planes take the whole-batch multiply, large ones (33x32 >= 1024 pixels) one per image.
+    for (h, w) in [(5, 7), (33, 32)] {
+        let inputs = [randn(&[3, 6, h, w]), randn(&[4, 6, 1, 1])];
+        let ours = |t: &[Tensor]| engine::pointwise_conv(&t[0], &t[1]).unwrap();
+        let stock = |t: &[Tensor]| t[0].conv2d(&t[1], 0, 1, 1, 1).unwrap();
+        let what = format!("pointwise {h}x{w}");
+        compare(&ours, &stock, &inputs, &what);
+        finite_difference_check(&ours, &inputs, 1, &what);
+    }
+}
+
+#[test]
+fn folded_kernels_equal_conv_then_batchnorm() {
+    use food101::engine::FoldedBn;
+    for (h, w) in [(5, 7), (33, 32)] {
+        let x = Tensor::randn(0f32, 1.0, (2, 4, h, w), &Device::Cpu).unwrap();
+        let (scale, shift) = (Tensor::randn(0f32, 1.0, 4, &Device::Cpu).unwrap(), Tensor::randn(0f32, 1.0, 4, &Device::Cpu).unwrap());
+        let bn = FoldedBn { scale: scale.to_vec1().unwrap(), shift: shift.to_vec1().unwrap(), relu6: true };
+        let pw = Tensor::randn(0f32, 1.0, (4, 4, 1, 1), &Device::Cpu).unwrap();
+        let unfused = engine::affine_act(&engine::pointwise_conv(&x, &pw).unwrap(), &scale, &shift, true).unwrap();
+        assert!(max_diff(&engine::pointwise_conv_bn(&x, &pw, bn.clone()).unwrap(), &unfused) < 1e-4);
+        let dw = Tensor::randn(0f32, 1.0, (4, 1, 3, 3), &Device::Cpu).unwrap();
+        for (stride, pad) in [(1, [1, 1, 1, 1]), (2, [0, 1, 0, 1])] {
+            let unfused = engine::affine_act(&engine::depthwise_conv3x3(&x, &dw, stride, pad).unwrap(), &scale, &shift, true).unwrap();
+            let fused = engine::depthwise_conv3x3_bn(&x, &dw, stride, pad, bn.clone()).unwrap();
+            assert!(max_diff(&fused, &unfused) < 1e-4, "depthwise stride {stride}");
+        }
+    }
 }

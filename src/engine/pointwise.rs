@@ -1,6 +1,7 @@
-//! 1x1 convolution as one matrix multiply per image, `Y[n] = W · X[n]` on NCHW data, straight into
-//! the output buffer (no im2col, no zero fill), with a backward pass that accumulates the weight
-//! gradient over the batch inside the multiply instead of materialising one gradient per image.
+//! 1x1 convolution as matrix multiplies on NCHW data, straight into the output buffer (no im2col,
+//! no zero fill): one multiply per image for large planes, one for the whole batch (regrouped
+//! channel-major) for small ones; the weight gradient is summed over the batch inside the multiply
+//! instead of materialising one gradient per image.
 
 use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
@@ -52,10 +53,42 @@ fn matmul(dst: &mut [f32], a: &Mat, b: &Mat, accumulate: bool, parallelism: Para
     }
 }
 
-/// Runs `f(image, output)` over the images in parallel, each multiply single-threaded: at batch
-/// 32 there is more than enough parallelism across images, and small late-layer matrices stay cheap.
-fn per_image(out: &mut [f32], per: usize, f: impl Fn(usize, &mut [f32]) + Sync) {
-    out.par_chunks_mut(per).enumerate().for_each(|(i, o)| f(i, o));
+/// Below this many pixels per image, per-image multiplies are too thin to be efficient: the batch
+/// is regrouped channel-major (`[C, N * H * W]`) so that one multiply covers every image.
+const SMALL_PLANE: usize = 1024;
+
+/// `[N, C, HW]` → `[C, N * HW]`.
+fn to_channel_major(src: &[f32], n: usize, c: usize, hw: usize) -> Vec<f32> {
+    uninit_output(n * c * hw, |out| {
+        out.par_chunks_mut(n * hw).enumerate().for_each(|(ch, row)| {
+            for (i, dst) in row.chunks_exact_mut(hw).enumerate() {
+                dst.copy_from_slice(&src[(i * c + ch) * hw..(i * c + ch + 1) * hw]);
+            }
+        })
+    })
+}
+
+/// `out[i] = a · x[i]` for every image `i` of `x` (`[N, K, HW]`), `a` being `M x K`; `out` is
+/// `[N, M, HW]`.
+fn matmul_images(out: &mut [f32], a: &Mat, x: &[f32], n: usize, hw: usize) {
+    let (m, k) = (a.rows, a.cols);
+    if hw >= SMALL_PLANE {
+        // Plenty of work per image: images in parallel, each multiply single-threaded.
+        out.par_chunks_mut(m * hw).enumerate().for_each(|(i, o)| {
+            matmul(o, a, &Mat::new(&x[i * k * hw..(i + 1) * k * hw], k, hw), false, Parallelism::None);
+        });
+        return;
+    }
+    let xs = to_channel_major(x, n, k, hw);
+    let mut ys = uninit_output(m * n * hw, |ys| {
+        matmul(ys, a, &Mat::new(&xs, k, n * hw), false, Parallelism::Rayon(rayon::current_num_threads()))
+    });
+    out.par_chunks_mut(m * hw).enumerate().for_each(|(i, img)| {
+        for (ch, dst) in img.chunks_exact_mut(hw).enumerate() {
+            dst.copy_from_slice(&ys[ch * n * hw + i * hw..ch * n * hw + (i + 1) * hw]);
+        }
+    });
+    ys.clear();
 }
 
 /// `(x [N, Cin, H, W], w [Cout, Cin, 1, 1]) -> y [N, Cout, H, W]`, with a frozen BatchNorm
@@ -81,15 +114,10 @@ impl CustomOp2 for Forward {
             None => wt.to_vec(),
         };
         let y = uninit_output(n * c_out * hw, |y| {
-            per_image(y, c_out * hw, |i, out| {
-                let xi = Mat::new(&x[i * c_in * hw..(i + 1) * c_in * hw], c_in, hw);
-                matmul(out, &Mat::new(&folded, c_out, c_in), &xi, false, Parallelism::None);
-                if let Some(bn) = &self.bn {
-                    for (ch, row) in out.chunks_exact_mut(hw).enumerate() {
-                        apply_epilogue(row, bn.epilogue(ch));
-                    }
-                }
-            })
+            matmul_images(y, &Mat::new(&folded, c_out, c_in), x, n, hw);
+            if let Some(bn) = &self.bn {
+                y.par_chunks_mut(hw).enumerate().for_each(|(plane, row)| apply_epilogue(row, bn.epilogue(plane % c_out)));
+            }
         });
         Ok((CpuStorage::F32(y), Shape::from((n, c_out, h, w))))
     }
@@ -120,12 +148,7 @@ impl CustomOp2 for BackwardData {
         let c_in = wl.shape().dims()[1];
         let (g, wt) = (contiguous_f32(gs, gl)?, contiguous_f32(ws, wl)?);
         let hw = h * w;
-        let dx = uninit_output(n * c_in * hw, |dx| {
-            per_image(dx, c_in * hw, |i, out| {
-                let gi = Mat::new(&g[i * c_out * hw..(i + 1) * c_out * hw], c_out, hw);
-                matmul(out, &Mat::t(wt, c_in, c_out), &gi, false, Parallelism::None);
-            })
-        });
+        let dx = uninit_output(n * c_in * hw, |dx| matmul_images(dx, &Mat::t(wt, c_in, c_out), g, n, hw));
         Ok((CpuStorage::F32(dx), Shape::from((n, c_in, h, w))))
     }
 }
@@ -144,11 +167,17 @@ impl CustomOp2 for BackwardFilter {
         let (g, x) = (contiguous_f32(gs, gl)?, contiguous_f32(xs, xl)?);
         let hw = h * w;
         let mut dw = vec![0f32; c_out * c_in];
-        let threads = rayon::current_num_threads();
-        for i in 0..n {
-            let gi = Mat::new(&g[i * c_out * hw..(i + 1) * c_out * hw], c_out, hw);
-            let xi = Mat::t(&x[i * c_in * hw..(i + 1) * c_in * hw], hw, c_in);
-            matmul(&mut dw, &gi, &xi, i > 0, Parallelism::Rayon(threads));
+        let threads = Parallelism::Rayon(rayon::current_num_threads());
+        if hw >= SMALL_PLANE {
+            for i in 0..n {
+                let gi = Mat::new(&g[i * c_out * hw..(i + 1) * c_out * hw], c_out, hw);
+                let xi = Mat::t(&x[i * c_in * hw..(i + 1) * c_in * hw], hw, c_in);
+                matmul(&mut dw, &gi, &xi, i > 0, threads);
+            }
+        } else {
+            // One multiply with depth N * HW instead of N thin ones that each rewrite dW.
+            let (gs, xs) = (to_channel_major(g, n, c_out, hw), to_channel_major(x, n, c_in, hw));
+            matmul(&mut dw, &Mat::new(&gs, c_out, n * hw), &Mat::t(&xs, n * hw, c_in), false, threads);
         }
         Ok((CpuStorage::F32(dw), Shape::from((c_out, c_in, 1, 1))))
     }
