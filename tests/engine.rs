@@ -113,7 +113,7 @@ fn affine_relu6_matches_stock_candle_and_finite_differences() {
 
 #[test]
 fn pointwise_matches_conv2d() {
-    // Small planes take the whole-batch multiply, large ones (33x32 >= 1024 pixels) one per image.
+    // Small planes take the whole-batch multiply, large ones (33x32 >= 256 pixels) one per image.
     for (h, w) in [(5, 7), (33, 32)] {
         let inputs = [randn(&[3, 6, h, w]), randn(&[4, 6, 1, 1])];
         let ours = |t: &[Tensor]| engine::pointwise_conv(&t[0], &t[1]).unwrap();

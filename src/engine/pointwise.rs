@@ -53,9 +53,10 @@ fn matmul(dst: &mut [f32], a: &Mat, b: &Mat, accumulate: bool, parallelism: Para
     }
 }
 
-/// Below this many pixels per image, per-image multiplies are too thin to be efficient: the batch
-/// is regrouped channel-major (`[C, N * H * W]`) so that one multiply covers every image.
-const SMALL_PLANE: usize = 1024;
+/// Below this many pixels per image (the 14x14 and 7x7 layers), per-image multiplies are too thin
+/// to be efficient: the batch is regrouped channel-major (`[C, N * H * W]`) so that one multiply
+/// covers every image.
+const SMALL_PLANE: usize = 256;
 
 /// `[N, C, HW]` → `[C, N * HW]`.
 fn to_channel_major(src: &[f32], n: usize, c: usize, hw: usize) -> Vec<f32> {
