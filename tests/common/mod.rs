@@ -20,7 +20,9 @@ pub fn shared(test: &str) -> Option<PathBuf> {
     if dir.join("weights").is_dir() {
         Some(dir)
     } else {
-        eprintln!("SKIPPED {test}: ../shared (real ImageNet weights and photos) is not beside this checkout");
+        // Written to stderr directly, not with eprintln!, so that the test harness does not swallow it.
+        let note = format!("SKIPPED {test}: ../shared (real ImageNet weights and photos) is not beside this checkout\n");
+        let _ = std::io::Write::write_all(&mut std::io::stderr(), note.as_bytes());
         None
     }
 }
