@@ -91,7 +91,7 @@ fn run_etl(args: &Args) -> Result<Measurement> {
     let data = args.data.as_ref().context("the etl case needs --data DIR")?;
     let dataset = Dataset::open(data)?;
     let wanted = (args.steps + 2) * args.batch;
-    let samples = dataset.train.iter().cycle().take(wanted.min(dataset.train.len().max(1) * 100)).cloned().collect();
+    let samples = dataset.train.iter().cycle().take(wanted).cloned().collect(); // repeats a small dataset
     let config = PipelineConfig { image_size: (args.size, args.size), batch_size: args.batch, ..PipelineConfig::default() };
     let loader = DataLoader::new(samples, config, &Device::Cpu);
     let mut epoch = loader.epoch(0);
