@@ -9,8 +9,6 @@ use candle_nn::{Dropout, Init, Linear, Module, VarBuilder};
 pub struct ClassifierHead {
     dropout: Dropout,
     dense: Linear,
-    kernel: Var,
-    bias: Var,
 }
 
 impl ClassifierHead {
@@ -21,12 +19,7 @@ impl ClassifierHead {
         let limit = (6.0 / (in_features + classes) as f64).sqrt();
         let w = vb.get_with_hints((classes, in_features), "dense/kernel", Init::Uniform { lo: -limit, up: limit })?;
         let b = vb.get_with_hints(classes, "dense/bias", Init::Const(0.0))?;
-        Ok(Self {
-            dropout: Dropout::new(dropout),
-            dense: Linear::new(w.clone(), Some(b.clone())),
-            kernel: Var::from_tensor(&w)?,
-            bias: Var::from_tensor(&b)?,
-        })
+        Ok(Self { dropout: Dropout::new(dropout), dense: Linear::new(w, Some(b)) })
     }
 
     /// Logits from base activations `[N, C, H, W]` or already pooled features `[N, C]`.
@@ -41,7 +34,11 @@ impl ClassifierHead {
         candle_nn::ops::softmax_last_dim(&self.forward_t(x, false)?)
     }
 
+    /// The dense kernel and bias (variables of the `VarMap` the head was built from).
     pub fn trainable_variables(&self) -> Vec<(String, Var)> {
-        vec![("dense/kernel".into(), self.kernel.clone()), ("dense/bias".into(), self.bias.clone())]
+        let bias = self.dense.bias().expect("the head's Dense has a bias");
+        // Var::from_tensor wraps a variable tensor without copying it.
+        let var = |t: &Tensor| Var::from_tensor(t).expect("a variable tensor");
+        vec![("dense/kernel".into(), var(self.dense.weight())), ("dense/bias".into(), var(bias))]
     }
 }
