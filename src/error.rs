@@ -23,6 +23,10 @@ pub enum Error {
     Image { path: PathBuf, message: String },
     #[error("cannot get `{file}` of {repo} from the Hugging Face Hub: {message}")]
     Hub { repo: String, file: String, message: String },
+    #[error("checkpoint {}: {message}", path.display())]
+    Checkpoint { path: PathBuf, message: String },
+    #[error("training diverged in epoch {epoch}, batch {batch} (loss {loss}): {recovery}; lower the learning rate and fit again")]
+    Diverged { epoch: usize, batch: usize, loss: f32, recovery: String },
     #[error(transparent)]
     Io(#[from] std::io::Error),
     #[error(transparent)]

@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod model;
 pub mod predict;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use model::{ClassifierHead, MobileNetV2, MobileNetV2Config};

@@ -9,6 +9,9 @@ use food101::data::Dataset;
 use food101::model::{hub, MobileNetV2, MobileNetV2Config};
 use food101::predict::ImageClassifier;
 
+mod commands;
+use commands::train::{self, TrainArgs};
+
 #[derive(Parser)]
 #[command(name = "food101", version, about = "Food-101 transfer learning on MobileNetV2 (candle)")]
 struct Cli {
@@ -18,11 +21,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Top-K classes of images with a classifier checkpoint.
+    /// Top-K classes of images with a trained model folder or a classifier checkpoint.
     Predict {
+        /// A folder written by `food101 train` (model.safetensors, labels.txt, config.json).
+        #[arg(long, conflicts_with = "weights", required_unless_present = "weights")]
+        model: Option<PathBuf>,
         /// Safetensors weights with a classifier (Keras or timm names).
         #[arg(long)]
-        weights: PathBuf,
+        weights: Option<PathBuf>,
         /// Labels file, one per line (default: labels.txt or imagenet_labels.txt beside the weights).
         #[arg(long)]
         labels: Option<PathBuf>,
@@ -34,6 +40,9 @@ enum Command {
         #[arg(required = true)]
         images: Vec<PathBuf>,
     },
+    /// The main job: both training phases, evaluation and export (downloads Food-101 and the
+    /// ImageNet weights when no --data / --weights are given).
+    Train(Box<TrainArgs>),
     /// The Keras layer table of the MobileNetV2 base.
     Summary {
         /// Weights to describe (default: a width-1.0, 224 px model without weights).
@@ -74,8 +83,13 @@ enum DataCommand {
 fn main() -> Result<()> {
     let device = Device::Cpu;
     match Cli::parse().command {
-        Command::Predict { weights, labels, top, json, images } => {
-            let classifier = ImageClassifier::from_weights(&weights, labels.as_deref(), &device)?;
+        Command::Train(args) => train::run(*args, &device)?,
+        Command::Predict { model, weights, labels, top, json, images } => {
+            let classifier = match (&model, &weights) {
+                (Some(dir), _) => ImageClassifier::from_dir(dir, &device)?,
+                (None, Some(weights)) => ImageClassifier::from_weights(weights, labels.as_deref(), &device)?,
+                (None, None) => unreachable!("clap requires --model or --weights"),
+            };
             let mut out = Vec::new();
             for image in &images {
                 let top = classifier.predict_file(image, top)?;

@@ -4,12 +4,13 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use image::RgbImage;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::data::{load_rgb, to_tensor, Preprocessing};
 use crate::error::{Error, Result};
 use crate::model::weights::Checkpoint;
-use crate::model::MobileNetV2;
+use crate::model::{MobileNetV2, MobileNetV2Config, WeightFormat};
+use crate::train::FinalEvaluation;
 
 /// One class of a top-k answer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -24,6 +25,17 @@ pub struct ImageClassifier {
     pub model: MobileNetV2,
     pub labels: Vec<String>,
     pub preprocessing: Preprocessing,
+}
+
+/// `config.json` of an exported classifier folder (see `Trainer::export`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportInfo {
+    pub model: MobileNetV2Config,
+    pub format: WeightFormat,
+    pub preprocessing: Preprocessing,
+    pub classes: usize,
+    /// The validation numbers at export time, when the model was evaluated.
+    pub evaluation: Option<FinalEvaluation>,
 }
 
 /// One label per line; index = line number - 1.
@@ -75,6 +87,24 @@ impl ImageClassifier {
             None => (0..classes).map(|i| format!("class_{i}")).collect(),
         };
         Ok(Self { model, labels, preprocessing: checkpoint.format.preprocessing() })
+    }
+
+    /// Loads a folder written by `Trainer::export`: `model.safetensors`, `labels.txt`, `config.json`.
+    pub fn from_dir(dir: &Path, device: &Device) -> Result<Self> {
+        let config_path = dir.join("config.json");
+        let text = std::fs::read_to_string(&config_path).map_err(|e| Error::Weights {
+            path: config_path.clone(),
+            message: format!("not an exported model folder ({e}); `food101 train` writes one"),
+        })?;
+        let info: ExportInfo = serde_json::from_str(&text)?;
+        let mut model = MobileNetV2::new(info.model.clone(), device)?;
+        model.load_weights(dir.join("model.safetensors"))?;
+        model.freeze_all();
+        let labels = read_labels(&dir.join("labels.txt"))?;
+        if labels.len() != info.classes {
+            return Err(Error::Weights { path: dir.join("labels.txt"), message: format!("{} labels for {} classes", labels.len(), info.classes) });
+        }
+        Ok(Self { model, labels, preprocessing: info.preprocessing })
     }
 
     /// Top-`k` classes for each image, batched through the network once.

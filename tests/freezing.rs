@@ -55,8 +55,8 @@ fn a_frozen_base_is_outside_the_graph_and_only_the_head_learns() {
     // Nothing before the head is tracked, so backward never walks the base.
     assert!(!features.track_op(), "frozen features must not carry a backward graph");
     let varmap = VarMap::new();
-    let head = ClassifierHead::new(VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu), model.feature_dim(), 5, 0.3).unwrap();
-    let loss = head.forward_t(&features, true).unwrap().sum_all().unwrap();
+    let head = ClassifierHead::new(&varmap, &Device::Cpu, model.feature_dim(), 5, 0.3, 0).unwrap();
+    let loss = head.forward_train(&features, &mut rand::rngs::StdRng::seed_from_u64(1)).unwrap().sum_all().unwrap();
     let grads = loss.backward().unwrap();
     for (name, var) in head.trainable_variables() {
         assert!(grads.get(var.as_tensor()).is_some(), "{name} has no gradient");
@@ -67,10 +67,10 @@ fn a_frozen_base_is_outside_the_graph_and_only_the_head_learns() {
 #[test]
 fn the_head_pools_maps_and_accepts_pooled_features() {
     let varmap = VarMap::new();
-    let head = ClassifierHead::new(VarBuilder::from_varmap(&varmap, DType::F32, &Device::Cpu), 16, 4, 0.3).unwrap();
+    let head = ClassifierHead::new(&varmap, &Device::Cpu, 16, 4, 0.3, 0).unwrap();
     let maps = Tensor::randn(0f32, 1.0, (3, 16, 2, 2), &Device::Cpu).unwrap();
-    let from_maps = head.forward_t(&maps, false).unwrap();
-    let from_pooled = head.forward_t(&maps.mean((2, 3)).unwrap(), false).unwrap();
+    let from_maps = head.forward(&maps).unwrap();
+    let from_pooled = head.forward(&maps.mean((2, 3)).unwrap()).unwrap();
     assert_eq!(from_maps.dims(), &[3, 4]);
     assert!((from_maps - from_pooled).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap() < 1e-6);
     let probs = head.predict(&maps).unwrap().sum(1).unwrap().to_vec1::<f32>().unwrap();

@@ -12,8 +12,10 @@ use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
 use clap::Parser;
-use food101::candle_core::{DType, Device, Tensor, Var};
-use food101::candle_nn::{loss, AdamW, Optimizer, ParamsAdamW, VarBuilder, VarMap};
+use food101::candle_core::{Device, Tensor};
+use food101::candle_nn::{loss, VarMap};
+use food101::train::{Adam, AdamConfig};
+use rand::SeedableRng;
 use food101::data::{DataLoader, Dataset, PipelineConfig};
 use food101::model::LayerKind;
 use food101::{ClassifierHead, MobileNetV2, MobileNetV2Config};
@@ -124,7 +126,7 @@ fn run_worker(args: &Args, case: &str) -> Result<Measurement> {
     let config = MobileNetV2Config::default().with_input_size(args.size, args.size);
     let mut model = MobileNetV2::new(config, &device)?;
     let varmap = VarMap::new();
-    let head = ClassifierHead::new(VarBuilder::from_varmap(&varmap, DType::F32, &device), model.feature_dim(), args.classes, 0.3)?;
+    let head = ClassifierHead::new(&varmap, &device, model.feature_dim(), args.classes, 0.3, 0)?;
     let x = Tensor::randn(0f32, 1.0, (batch, 3, args.size, args.size), &device)?;
     let labels = Tensor::from_vec((0..batch as u32).map(|i| i % args.classes as u32).collect::<Vec<_>>(), batch, &device)?;
     let lr = if case == "phase2" { 1e-5 } else { 1e-3 };
@@ -134,16 +136,16 @@ fn run_worker(args: &Args, case: &str) -> Result<Measurement> {
         "full" => model.unfreeze_all(),
         other => bail!("unknown case {other}"),
     }
-    let mut vars: Vec<Var> = head.trainable_variables().into_iter().map(|(_, v)| v).collect();
-    vars.extend(model.trainable_variables().into_iter().map(|(_, v)| v));
-    let params = ParamsAdamW { lr, beta1: 0.9, beta2: 0.999, eps: 1e-7, weight_decay: 0.0 };
-    let mut adam = AdamW::new(vars, params)?;
+    let mut vars = head.trainable_variables();
+    vars.extend(model.trainable_variables());
+    let mut adam = Adam::new(vars, AdamConfig { learning_rate: lr, ..AdamConfig::default() })?;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
     let mut step = || -> Result<()> {
         if case == "inference" {
             head.predict(&model.forward_base(&x)?)?.to_vec2::<f32>()?;
         } else {
-            let logits = head.forward_t(&model.forward_base(&x)?, true)?;
-            adam.backward_step(&loss::cross_entropy(&logits, &labels)?)?;
+            let logits = head.forward_train(&model.forward_base(&x)?, &mut rng)?;
+            adam.step(&loss::cross_entropy(&logits, &labels)?.backward()?)?;
         }
         Ok(())
     };

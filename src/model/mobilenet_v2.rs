@@ -2,6 +2,8 @@
 //! <https://arxiv.org/abs/1801.04381>), layer for layer as `keras.applications.MobileNetV2`: the same
 //! 154 named layers in the base, so that "unfreeze the last 50 layers" means what it meant in Keras.
 
+use std::ops::Range;
+
 use candle_core::{DType, Device, Module, Result, Tensor, Var};
 use candle_nn::{ops::softmax_last_dim, Linear, VarBuilder, VarMap};
 
@@ -98,20 +100,21 @@ impl MobileNetV2 {
 
     /// `base.trainable = False`.
     pub fn freeze_all(&mut self) {
-        self.set_first_trainable(self.layers.len());
+        self.set_trainable_from(self.layers.len());
     }
 
     /// `base.trainable = True`.
     pub fn unfreeze_all(&mut self) {
-        self.set_first_trainable(0);
+        self.set_trainable_from(0);
     }
 
     /// `base.trainable = True; for layer in base.layers[:-n]: layer.trainable = False`.
     pub fn unfreeze_last(&mut self, n: usize) {
-        self.set_first_trainable(self.layers.len().saturating_sub(n));
+        self.set_trainable_from(self.layers.len().saturating_sub(n));
     }
 
-    fn set_first_trainable(&mut self, first: usize) {
+    /// `for layer in base.layers[first:]: layer.trainable = True`, the others frozen.
+    pub fn set_trainable_from(&mut self, first: usize) {
         self.trainability = Trainability { first_trainable: first };
         for (i, layer) in self.layers.iter_mut().enumerate() {
             layer.trainable = i >= first;
@@ -138,18 +141,66 @@ impl MobileNetV2 {
         self.layers.iter().map(LayerInfo::trainable_params).sum()
     }
 
-    /// The base: images `[N, 3, H, W]` to the `out_relu` activations `[N, C, H/32, W/32]`.
-    pub fn forward_base(&self, x: &Tensor) -> Result<Tensor> {
-        let (_, c, _, _) = x.dims4()?;
-        if c != 3 {
+    /// The base as a chain of units (the stem, 17 inverted-residual blocks, the top 1x1 conv): the
+    /// places where activations can be cut and cached; a residual block needs its input whole.
+    pub fn num_units(&self) -> usize {
+        self.blocks.len() + 2
+    }
+
+    /// The last weighted layer of a unit, as an index into [`MobileNetV2::layers`].
+    fn unit_last_layer(&self, unit: usize) -> usize {
+        match unit {
+            0 => self.stem.norm.index,
+            u if u <= self.blocks.len() => self.blocks[u - 1].project.norm.index,
+            _ => self.top_conv.norm.index,
+        }
+    }
+
+    /// The first unit with a trainable layer, or `num_units()` when the base is frozen. Units
+    /// before it are a fixed function of the image: their output can be computed once and cached.
+    pub fn first_trainable_unit(&self) -> usize {
+        (0..self.num_units())
+            .find(|&u| self.trainability.trains(self.unit_last_layer(u)))
+            .unwrap_or(self.num_units())
+    }
+
+    /// The variables of `units`, by checkpoint name, in layer order (e.g. to fingerprint a cache).
+    pub fn unit_variables(&self, units: Range<usize>) -> Vec<(String, Tensor)> {
+        let first = if units.start == 0 { 0 } else { self.unit_last_layer(units.start - 1) + 1 };
+        let last = if units.end == 0 { 0 } else { self.unit_last_layer(units.end - 1) + 1 };
+        let vars = self.varmap.data().lock().expect("varmap lock");
+        let mut named: Vec<(usize, String, Tensor)> = vars
+            .iter()
+            .filter_map(|(name, var)| {
+                let layer = name.split('/').next()?;
+                let index = self.layers.iter().position(|l| l.name == layer)?;
+                (first..last).contains(&index).then(|| (index, name.clone(), var.as_tensor().clone()))
+            })
+            .collect();
+        named.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        named.into_iter().map(|(_, name, t)| (name, t)).collect()
+    }
+
+    /// Runs `units` of the base: `x` is the images for unit 0, else that unit's input activations.
+    pub fn forward_units(&self, x: &Tensor, units: Range<usize>) -> Result<Tensor> {
+        if units.start == 0 && x.dims4()?.1 != 3 {
             candle_core::bail!("MobileNetV2 expects [N, 3, H, W] RGB input, got {:?}", x.shape())
         }
         let t = self.trainability;
-        let mut x = self.stem.forward(x, t)?;
-        for block in &self.blocks {
-            x = block.forward(&x, t)?;
+        let mut x = x.clone();
+        for unit in units {
+            x = match unit {
+                0 => self.stem.forward(&x, t)?,
+                u if u <= self.blocks.len() => self.blocks[u - 1].forward(&x, t)?,
+                _ => self.top_conv.forward(&x, t)?,
+            };
         }
-        self.top_conv.forward(&x, t)
+        Ok(x)
+    }
+
+    /// The base: images `[N, 3, H, W]` to the `out_relu` activations `[N, C, H/32, W/32]`.
+    pub fn forward_base(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_units(x, 0..self.num_units())
     }
 
     /// Global-average-pooled features `[N, feature_dim]`.
@@ -169,6 +220,28 @@ impl MobileNetV2 {
     /// Class probabilities (softmax of [`MobileNetV2::logits`]).
     pub fn predict(&self, x: &Tensor) -> Result<Tensor> {
         softmax_last_dim(&self.logits(x)?)
+    }
+}
+
+impl MobileNetV2 {
+    /// A copy with `classifier` as its `predictions` layer (weight `[classes, features]` and bias):
+    /// how a trained head is exported as an ordinary `include_top=True` checkpoint.
+    pub fn with_classifier(&self, weight: &Tensor, bias: &Tensor) -> Result<Self> {
+        let config = MobileNetV2Config { classes: Some(weight.dim(0)?), ..self.config.clone() };
+        let mut model = Self::new(config, &self.device)?;
+        model.set_trainable_from(self.trainability.first_trainable);
+        {
+            let source = self.varmap.data().lock().expect("varmap lock");
+            let target = model.varmap.data().lock().expect("varmap lock");
+            for (name, var) in target.iter() {
+                match name.as_str() {
+                    "predictions/kernel" => var.set(weight)?,
+                    "predictions/bias" => var.set(bias)?,
+                    _ => var.set(source[name].as_tensor())?,
+                }
+            }
+        }
+        Ok(model)
     }
 }
 

@@ -31,6 +31,14 @@ impl WeightFormat {
         })
     }
 
+    /// The format whose conventions (padding, epsilon) a model was built with.
+    pub fn of(config: &MobileNetV2Config) -> Self {
+        match config.padding {
+            Padding::Same => Self::Keras,
+            Padding::Symmetric => Self::Timm,
+        }
+    }
+
     pub fn padding(self) -> Padding {
         match self {
             Self::Keras => Padding::Same,

@@ -1,0 +1,116 @@
+//! `food101 train`: the original project end to end. Data and weights are downloaded when not
+//! given; both phases run with checkpoints; the model is evaluated and exported.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use food101::candle_core::Device;
+use food101::data::{download, Augment, ClassSelection, Dataset};
+use food101::model::weights::Checkpoint;
+use food101::model::{hub, MobileNetV2};
+use food101::train::{Phase, TrainConfig, Trainer};
+
+#[derive(clap::Args)]
+pub struct TrainArgs {
+    /// Dataset folder, Food-101 layout or class folders (default: download Food-101 into data-cache/).
+    #[arg(long)]
+    data: Option<PathBuf>,
+    /// ImageNet MobileNetV2 weights, Keras or timm safetensors (default: timm's, from the Hugging Face Hub).
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Classes to keep: a number (the first N), comma-separated names, or `all`.
+    #[arg(long, default_value = "all")]
+    classes: ClassSelection,
+    /// Fraction of each class's images to use, in both splits.
+    #[arg(long, default_value_t = 1.0)]
+    fraction: f64,
+    /// Phase 1 (frozen base) epochs.
+    #[arg(long, default_value_t = 10)]
+    epochs1: usize,
+    /// Phase 2 (fine-tuning) epochs.
+    #[arg(long, default_value_t = 10)]
+    epochs2: usize,
+    /// Keras layers of the base that train in phase 2.
+    #[arg(long, default_value_t = 50)]
+    unfreeze_last: usize,
+    #[arg(long, default_value_t = 1e-3)]
+    lr1: f64,
+    #[arg(long, default_value_t = 1e-5)]
+    lr2: f64,
+    #[arg(long, default_value_t = 32)]
+    batch: usize,
+    /// Input size in pixels (square); smaller is faster, 224 is what the weights were trained at.
+    #[arg(long, default_value_t = 224)]
+    image_size: usize,
+    /// Random flips, zoom and rotation (turns the activation cache off).
+    #[arg(long)]
+    augment: bool,
+    /// Run every epoch through the frozen layers instead of caching their output.
+    #[arg(long)]
+    no_cache: bool,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Where the checkpoint, the exported model and the reports go (default: data-cache/train).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Continue from the checkpoint in --out.
+    #[arg(long)]
+    resume: bool,
+    /// Also write the history (with the final evaluation) here.
+    #[arg(long)]
+    history_json: Option<PathBuf>,
+}
+
+pub fn run(args: TrainArgs, device: &Device) -> Result<()> {
+    let root = match &args.data {
+        Some(dir) => dir.clone(),
+        None => download::food101(&food101::cache::cache_dir()).context("getting Food-101 (or pass --data DIR)")?,
+    };
+    let dataset = Dataset::open(&root)?.subset(&args.classes, args.fraction, args.seed)?;
+    println!(
+        "data: {} ({} classes, {} train, {} validation images)",
+        root.display(),
+        dataset.classes.len(),
+        dataset.train.len(),
+        dataset.validation.len()
+    );
+    let weights = match &args.weights {
+        Some(path) => path.clone(),
+        None => hub::timm_imagenet_weights().context("getting the ImageNet weights (or pass --weights FILE)")?,
+    };
+    let config = Checkpoint::read(&weights, device)?.config(&weights)?.with_input_size(args.image_size, args.image_size);
+    let model = MobileNetV2::new(config, device)?;
+    model.load_weights(&weights)?;
+    println!("weights: {} ({})", weights.display(), model.name());
+
+    let out = args.out.clone().unwrap_or_else(|| food101::cache::cache_dir().join("train"));
+    let config = TrainConfig {
+        batch_size: args.batch,
+        seed: args.seed,
+        augment: args.augment.then(Augment::default),
+        cache: !args.no_cache,
+        checkpoint_dir: Some(out.join("checkpoint")),
+        resume: args.resume,
+        ..TrainConfig::default()
+    };
+    let mut trainer = Trainer::new(model, dataset, config)?;
+    trainer.fit(Phase::feature_extraction(args.epochs1).with_learning_rate(args.lr1))?;
+    if args.epochs2 > 0 {
+        trainer.fit(Phase::fine_tune(args.unfreeze_last, args.epochs2, args.lr2))?;
+    }
+    let evaluation = trainer.evaluate()?;
+    println!("validation: accuracy {:.4}, top-5 {:.4}, loss {:.4}", evaluation.accuracy, evaluation.top5, evaluation.loss);
+    for (class, accuracy) in evaluation.worst_classes(5) {
+        println!("  worst: {class:<28} {accuracy:.3}");
+    }
+    let model_dir = trainer.export(out.join("model"))?;
+    evaluation.save_json(&out.join("evaluation.json"))?;
+    evaluation.save_predictions_csv(&out.join("predictions.csv"))?;
+    evaluation.save_confusion_csv(&out.join("confusion.csv"))?;
+    trainer.history().save(&out.join("history.json"))?;
+    if let Some(path) = &args.history_json {
+        trainer.history().save(path)?;
+    }
+    println!("model: {} (food101 predict --model {} IMAGE)", model_dir.display(), model_dir.display());
+    Ok(())
+}

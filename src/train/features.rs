@@ -1,0 +1,141 @@
+//! Cached activations. Without augmentation the frozen front of the network is a pure function
+//! of the image, so its output is computed once, written to `data-cache/features/<key>/`, and
+//! every epoch trains from there: exact, and most of a frozen forward pass saved per epoch.
+//! Phase 1 caches the pooled features; phase 2 the input of the first block that trains.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::{Device, Tensor};
+use serde::{Deserialize, Serialize};
+
+use super::progress::Progress;
+use crate::data::{Batch, DataLoader, Skipped};
+use crate::error::{Error, Result};
+
+/// What a cache file holds; written last, so a cache without it is incomplete and rebuilt.
+#[derive(Debug, Serialize, Deserialize)]
+struct Meta {
+    /// What the key was made of, for people reading the folder.
+    describe: serde_json::Value,
+    /// Shape of one row (one image).
+    shape: Vec<usize>,
+    /// Per row: the sample's index in the loader's list, and its label.
+    samples: Vec<usize>,
+    labels: Vec<u32>,
+    skipped: Vec<Skipped>,
+    seconds: f64,
+}
+
+/// Activations of one split, one fixed-size row per readable image, read back by row.
+pub struct FeatureStore {
+    file: File,
+    meta: Meta,
+    row_len: usize,
+    /// Row of each sample index (`None`: unreadable, not cached).
+    rows: Vec<Option<usize>>,
+    /// True when an earlier run had built it.
+    pub reused: bool,
+}
+
+impl FeatureStore {
+    /// Opens `dir/<name>` if complete, else runs `compute` over every batch of `loader` (in file
+    /// order, no augmentation) and writes the rows.
+    pub fn open_or_build(
+        dir: &Path,
+        name: &str,
+        loader: &DataLoader,
+        describe: serde_json::Value,
+        verbose: bool,
+        mut compute: impl FnMut(&Tensor) -> Result<Tensor>,
+    ) -> Result<Self> {
+        let (data_path, meta_path) = (dir.join(format!("{name}.f32")), dir.join(format!("{name}.json")));
+        if let Ok(text) = std::fs::read_to_string(&meta_path) {
+            let meta: Meta = serde_json::from_str(&text)?;
+            return Self::open(&data_path, meta, loader.samples().len(), true);
+        }
+        std::fs::create_dir_all(dir)?;
+        let started = Instant::now();
+        let tmp = data_path.with_extension("f32.tmp");
+        let mut out = BufWriter::new(File::create(&tmp)?);
+        let (mut shape, mut samples, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+        let mut progress = Progress::new(format!("caching {name}"), loader.samples().len(), verbose);
+        let mut epoch = loader.epoch(0);
+        for batch in epoch.by_ref() {
+            let Batch { images, labels: y, indices } = batch?;
+            let rows = compute(&images)?;
+            shape = rows.dims()[1..].to_vec();
+            for v in rows.flatten_all()?.to_vec1::<f32>()? {
+                out.write_all(&v.to_le_bytes())?;
+            }
+            labels.extend(y.to_vec1::<u32>()?);
+            progress.inc(indices.len(), String::new);
+            samples.extend(indices);
+        }
+        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+        std::fs::rename(&tmp, &data_path)?;
+        let meta = Meta { describe, shape, samples, labels, skipped: epoch.stats().skipped, seconds: started.elapsed().as_secs_f64() };
+        crate::cache::write_atomic(&meta_path, serde_json::to_string(&meta)?.as_bytes())?;
+        Self::open(&data_path, meta, loader.samples().len(), false)
+    }
+
+    fn open(data_path: &Path, meta: Meta, samples: usize, reused: bool) -> Result<Self> {
+        let mut rows = vec![None; samples];
+        for (row, &sample) in meta.samples.iter().enumerate() {
+            rows[sample] = Some(row);
+        }
+        let row_len = meta.shape.iter().product();
+        Ok(Self { file: File::open(data_path)?, meta, row_len, rows, reused })
+    }
+
+    /// The row holding sample `index` of the loader the cache was built from.
+    pub fn row_of(&self, index: usize) -> Option<usize> {
+        self.rows.get(index).copied().flatten()
+    }
+
+    pub fn len(&self) -> usize {
+        self.meta.samples.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.meta.samples.is_empty()
+    }
+
+    /// Seconds it took to compute (on the run that built it).
+    pub fn build_seconds(&self) -> f64 {
+        self.meta.seconds
+    }
+
+    pub fn skipped(&self) -> &[Skipped] {
+        &self.meta.skipped
+    }
+
+    /// The rows `rows` as a batch: activations `[B, ..shape]`, labels, and sample indices.
+    pub fn batch(&self, rows: &[usize], device: &Device) -> Result<Batch> {
+        let bytes = self.row_len * 4;
+        let mut buf = vec![0u8; bytes];
+        let mut values = Vec::with_capacity(rows.len() * self.row_len);
+        for &row in rows {
+            self.file.read_exact_at(&mut buf, (row * bytes) as u64).map_err(|e| cache_error(&self.file_hint(), e))?;
+            values.extend(buf.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
+        }
+        let mut shape = vec![rows.len()];
+        shape.extend(&self.meta.shape);
+        Ok(Batch {
+            images: Tensor::from_vec(values, shape, device)?,
+            labels: Tensor::from_vec(rows.iter().map(|&r| self.meta.labels[r]).collect::<Vec<_>>(), rows.len(), device)?,
+            indices: rows.iter().map(|&r| self.meta.samples[r]).collect(),
+        })
+    }
+
+    fn file_hint(&self) -> PathBuf {
+        PathBuf::from(format!("feature cache ({} rows of {:?})", self.len(), self.meta.shape))
+    }
+}
+
+fn cache_error(what: &Path, e: std::io::Error) -> Error {
+    Error::Io(std::io::Error::new(e.kind(), format!("{}: {e} (delete the cache folder to rebuild it)", what.display())))
+}

@@ -1,0 +1,20 @@
+//! Training, as in the original project: phase 1 trains a new head on the frozen ImageNet base,
+//! phase 2 unfreezes the last layers at a small learning rate. [`Trainer`] runs a [`Phase`] and
+//! keeps the [`History`]; [`Adam`] updates like Keras; activations of frozen layers are cached
+//! ([`features`]); [`checkpoint`]s make runs resumable; [`metrics`] evaluates.
+
+pub mod adam;
+pub mod checkpoint;
+pub mod features;
+pub mod history;
+pub mod metrics;
+pub mod phase;
+pub mod progress;
+pub mod trainer;
+
+pub use adam::{Adam, AdamConfig};
+pub use history::{EpochRecord, FinalEvaluation, History, PhaseRecord};
+pub use metrics::{Evaluation, Metrics, PredictionRecord};
+pub use phase::Phase;
+pub use progress::Progress;
+pub use trainer::{Callback, TrainConfig, Trainer};

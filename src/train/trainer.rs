@@ -1,0 +1,544 @@
+//! The [`Trainer`]: Keras' `model.fit` for this model, one phase per call, with cached
+//! activations, a checkpoint after every epoch and exact resume.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use candle_core::{Device, Var};
+use candle_nn::{ops::log_softmax, VarMap};
+use md5::{Digest, Md5};
+use rand::SeedableRng;
+use serde_json::json;
+
+use super::adam::Adam;
+use super::checkpoint::{self, TrainingState};
+use super::features::FeatureStore;
+use super::history::{EpochRecord, FinalEvaluation, History, PhaseRecord};
+use super::metrics::{Evaluation, Metrics};
+use super::phase::Phase;
+use super::progress::Progress;
+use crate::data::{Augment, Batch, DataLoader, Dataset, PipelineConfig, Preprocessing, Sample};
+use crate::error::{Error, Result};
+use crate::model::{ClassifierHead, MobileNetV2, WeightFormat};
+use crate::predict::ExportInfo;
+
+/// Everything about a run that is not a phase.
+#[derive(Debug, Clone)]
+pub struct TrainConfig {
+    pub batch_size: usize,
+    /// Every random draw (head initialisation, shuffling, dropout, augmentation) derives from it.
+    pub seed: u64,
+    /// Random flips, zoom and rotation of training images; turns the activation cache off.
+    pub augment: Option<Augment>,
+    /// Train from cached activations of the frozen layers when there is no augmentation.
+    pub cache: bool,
+    /// Where caches go (default `data-cache/features`).
+    pub cache_dir: Option<PathBuf>,
+    /// Where a checkpoint is written after every epoch (none: no checkpoints).
+    pub checkpoint_dir: Option<PathBuf>,
+    /// Continue from the checkpoint in `checkpoint_dir` if there is one.
+    pub resume: bool,
+    pub dropout: f32,
+    /// Progress lines and a line per epoch.
+    pub verbose: bool,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 32,
+            seed: 42,
+            augment: None,
+            cache: true,
+            cache_dir: None,
+            checkpoint_dir: None,
+            resume: false,
+            dropout: ClassifierHead::DEFAULT_DROPOUT,
+            verbose: true,
+        }
+    }
+}
+
+/// Keras-style callbacks, e.g. the MLflow tracker. Errors are theirs to handle: a callback never
+/// stops training.
+pub trait Callback {
+    fn on_phase_begin(&mut self, _phase: &Phase, _first_epoch: usize) {}
+    fn on_epoch_end(&mut self, _record: &EpochRecord) {}
+    fn on_phase_end(&mut self, _phase: &PhaseRecord, _history: &History) {}
+}
+
+/// Where a phase's batches come from: cached activations at the input of unit `start`, or the
+/// images through the whole network (`start == 0`).
+struct Source {
+    start: usize,
+    cached: Option<(Arc<FeatureStore>, Arc<FeatureStore>)>,
+    train: DataLoader,
+    validation: DataLoader,
+}
+
+impl Source {
+    fn len(&self, train: bool) -> usize {
+        match (&self.cached, train) {
+            (Some((t, _)), true) => t.len(),
+            (Some((_, v)), false) => v.len(),
+            (None, true) => self.train.samples().len(),
+            (None, false) => self.validation.samples().len(),
+        }
+    }
+
+    /// Calls `f(batch_number, batch)` for the batches of an epoch; returns how many images were skipped.
+    fn for_each(&self, train: bool, epoch: u64, mut f: impl FnMut(usize, Batch) -> Result<()>) -> Result<usize> {
+        let loader = if train { &self.train } else { &self.validation };
+        match &self.cached {
+            Some((t, v)) => {
+                let store = if train { t } else { v };
+                // The loader's own order, so that cached and uncached runs see the same batches.
+                let rows: Vec<usize> = loader.order(epoch).into_iter().filter_map(|i| store.row_of(i)).collect();
+                for (b, chunk) in rows.chunks(loader.config().batch_size).enumerate() {
+                    f(b, store.batch(chunk, &Device::Cpu)?)?;
+                }
+                Ok(store.skipped().len())
+            }
+            None => {
+                let mut batches = loader.epoch(epoch);
+                for (b, batch) in batches.by_ref().enumerate() {
+                    f(b, batch?)?;
+                }
+                Ok(batches.stats().skipped.len())
+            }
+        }
+    }
+}
+
+/// A seed for one use of randomness, from the run's seed, the epoch and the batch.
+fn mix(seed: u64, epoch: u64, batch: u64) -> u64 {
+    let mut h = Md5::new();
+    h.update(seed.to_le_bytes());
+    h.update(epoch.to_le_bytes());
+    h.update(batch.to_le_bytes());
+    u64::from_le_bytes(h.finalize()[..8].try_into().expect("8 bytes"))
+}
+
+/// Trains a [`ClassifierHead`] on a [`MobileNetV2`] base over a [`Dataset`].
+///
+/// ```no_run
+/// # use food101::{train::{Trainer, TrainConfig, Phase}, data::Dataset, MobileNetV2};
+/// # fn main() -> food101::Result<()> {
+/// let model = MobileNetV2::load("weights.safetensors", &food101::candle_core::Device::Cpu)?;
+/// let data = Dataset::open("data-cache/food-101")?;
+/// let mut trainer = Trainer::new(model, data, TrainConfig::default())?;
+/// trainer.fit(Phase::feature_extraction(10))?;
+/// trainer.fit(Phase::fine_tune(50, 10, 1e-5))?;
+/// println!("{:.3}", trainer.evaluate()?.accuracy);
+/// # Ok(()) }
+/// ```
+pub struct Trainer {
+    model: MobileNetV2,
+    head: ClassifierHead,
+    head_vars: VarMap,
+    dataset: Dataset,
+    config: TrainConfig,
+    preprocessing: Preprocessing,
+    history: History,
+    /// The optimizer of the phase trained last, kept so that the phase can continue.
+    optimizer: Option<(Phase, Adam)>,
+    /// The caches of the last cut point, with their key.
+    cached: Option<(String, Arc<FeatureStore>, Arc<FeatureStore>)>,
+    callbacks: Vec<Box<dyn Callback>>,
+}
+
+impl Trainer {
+    /// A new head for `dataset`'s classes on `model`; with `config.resume`, the state of the
+    /// checkpoint in `config.checkpoint_dir` when there is one.
+    pub fn new(model: MobileNetV2, dataset: Dataset, config: TrainConfig) -> Result<Self> {
+        if dataset.classes.is_empty() || dataset.train.is_empty() {
+            return Err(Error::Dataset { path: dataset.root.clone(), message: "no classes or no training images".into() });
+        }
+        let head_vars = VarMap::new();
+        let head = ClassifierHead::new(&head_vars, model.device(), model.feature_dim(), dataset.classes.len(), config.dropout, config.seed)?;
+        let preprocessing = WeightFormat::of(model.config()).preprocessing();
+        let mut trainer = Self {
+            model,
+            head,
+            head_vars,
+            dataset,
+            config,
+            preprocessing,
+            history: History::default(),
+            optimizer: None,
+            cached: None,
+            callbacks: Vec::new(),
+        };
+        if let Some(dir) = trainer.config.checkpoint_dir.clone() {
+            if trainer.config.resume {
+                trainer.restore()?;
+            } else if checkpoint::latest(&dir).is_some() {
+                trainer.say(format!("note: {} holds a checkpoint; this run starts afresh and replaces it after its first epoch (resume continues it instead)", dir.display()));
+            }
+        }
+        Ok(trainer)
+    }
+
+    pub fn model(&self) -> &MobileNetV2 {
+        &self.model
+    }
+
+    pub fn head(&self) -> &ClassifierHead {
+        &self.head
+    }
+
+    pub fn dataset(&self) -> &Dataset {
+        &self.dataset
+    }
+
+    pub fn history(&self) -> &History {
+        &self.history
+    }
+
+    pub fn config(&self) -> &TrainConfig {
+        &self.config
+    }
+
+    pub fn add_callback(&mut self, callback: impl Callback + 'static) {
+        self.callbacks.push(Box::new(callback));
+    }
+
+    fn say(&self, line: impl AsRef<str>) {
+        if self.config.verbose {
+            println!("{}", line.as_ref());
+        }
+    }
+
+    fn apply(&mut self, phase: &Phase) {
+        match phase.unfreeze_last {
+            Some(n) => self.model.unfreeze_last(n),
+            None => self.model.freeze_all(),
+        }
+    }
+
+    /// The head's and the base's trainable variables, in that order.
+    fn trainable_variables(&self) -> Vec<(String, Var)> {
+        let mut vars = self.head.trainable_variables();
+        vars.extend(self.model.trainable_variables());
+        vars
+    }
+
+    fn pipeline(&self, train: bool, augment: bool) -> PipelineConfig {
+        PipelineConfig {
+            image_size: self.model.config().input_size,
+            preprocessing: self.preprocessing,
+            batch_size: self.config.batch_size,
+            shuffle: train,
+            seed: self.config.seed,
+            augment: if augment { self.config.augment.clone() } else { None },
+            ..PipelineConfig::default()
+        }
+    }
+
+    /// Trains one phase, or the rest of it when an earlier call (or a resumed checkpoint) got
+    /// part of the way. A phase that is complete is not trained again.
+    pub fn fit(&mut self, phase: Phase) -> Result<&History> {
+        let done = self.history.epochs_in(&phase.name);
+        if done >= phase.epochs {
+            self.say(format!(
+                "{}: already trained ({done} of {} epochs), nothing to do. A further phase needs its own name (`Phase::named`), a fresh start a new Trainer.",
+                phase.name, phase.epochs
+            ));
+            return Ok(&self.history);
+        }
+        self.apply(&phase);
+        let mut adam = match self.optimizer.take() {
+            Some((p, adam)) if p.name == phase.name && done > 0 => adam,
+            _ => Adam::new(self.trainable_variables(), phase.optimizer)?,
+        };
+        adam.config = phase.optimizer;
+        let first_epoch = self.history.epochs.len() + 1 - done;
+        if done > 0 {
+            self.say(format!("{}: continuing at epoch {} (epochs {first_epoch}-{})", phase.name, first_epoch + done, first_epoch + phase.epochs - 1));
+        } else {
+            let trainable = self.model.trainable_params() + self.head.classes() * (self.model.feature_dim() + 1);
+            self.say(format!(
+                "{}: epochs {first_epoch}-{}, {trainable} trainable parameters, Adam lr {:e}",
+                phase.name,
+                first_epoch + phase.epochs - 1,
+                phase.optimizer.learning_rate
+            ));
+        }
+        for callback in &mut self.callbacks {
+            callback.on_phase_begin(&phase, first_epoch);
+        }
+        let started = Instant::now();
+        let result = self.run_phase(&phase, &mut adam, done);
+        self.optimizer = Some((phase.clone(), adam));
+        let (cache_seconds, saved_per_epoch) = result?;
+        let epochs_now = self.history.epochs_in(&phase.name) - done;
+        let seconds = started.elapsed().as_secs_f64();
+        let record = match self.history.phases.iter_mut().find(|p| p.name == phase.name) {
+            Some(record) => {
+                record.epochs += epochs_now;
+                record.seconds += seconds;
+                record.cache_seconds += cache_seconds;
+                record.cache_saved_seconds += saved_per_epoch * epochs_now as f64 - cache_seconds;
+                record.clone()
+            }
+            None => {
+                let record = PhaseRecord {
+                    name: phase.name.clone(),
+                    first_epoch,
+                    epochs: epochs_now,
+                    seconds,
+                    cache_seconds,
+                    cache_saved_seconds: saved_per_epoch * epochs_now as f64 - cache_seconds,
+                };
+                self.history.phases.push(record.clone());
+                record
+            }
+        };
+        if saved_per_epoch > 0.0 {
+            self.say(format!(
+                "{}: {:.1} s; the activation cache saved about {:.0} s ({:.1} s of frozen forward passes per epoch)",
+                phase.name, record.seconds, record.cache_saved_seconds.max(0.0), saved_per_epoch
+            ));
+        } else {
+            self.say(format!("{}: {:.1} s", phase.name, record.seconds));
+        }
+        for callback in &mut self.callbacks {
+            callback.on_phase_end(&record, &self.history);
+        }
+        Ok(&self.history)
+    }
+
+    /// The epochs of a phase; returns the seconds spent building caches now, and the seconds of
+    /// frozen computation each epoch was spared.
+    fn run_phase(&mut self, phase: &Phase, adam: &mut Adam, done: usize) -> Result<(f64, f64)> {
+        let (source, cache_seconds) = self.source()?;
+        let saved_per_epoch = source.cached.as_ref().map_or(0.0, |(t, v)| t.build_seconds() + v.build_seconds());
+        for _ in done..phase.epochs {
+            let epoch = self.history.epochs.len() + 1;
+            let started = Instant::now();
+            let (metrics, skipped_train) = match self.train_epoch(&source, adam, epoch) {
+                Err(Error::Diverged { epoch, batch, loss, .. }) => return Err(self.recover(epoch, batch, loss)),
+                other => other?,
+            };
+            let evaluation = self.validate(&source)?;
+            self.apply(phase);
+            let record = EpochRecord {
+                epoch,
+                phase: phase.name.clone(),
+                loss: metrics.loss(),
+                accuracy: metrics.accuracy(),
+                top5: metrics.top5(),
+                val_loss: evaluation.loss,
+                val_accuracy: evaluation.accuracy,
+                val_top5: evaluation.top5,
+                learning_rate: phase.optimizer.learning_rate,
+                seconds: started.elapsed().as_secs_f64(),
+                skipped: skipped_train + evaluation.skipped,
+            };
+            self.say(record.to_string());
+            for callback in &mut self.callbacks {
+                callback.on_epoch_end(&record);
+            }
+            self.history.epochs.push(record);
+            self.save_checkpoint(phase, adam)?;
+        }
+        Ok((cache_seconds, saved_per_epoch))
+    }
+
+    fn train_epoch(&self, source: &Source, adam: &mut Adam, epoch: usize) -> Result<(Metrics, usize)> {
+        let units = source.start..self.model.num_units();
+        let mut metrics = Metrics::default();
+        let mut progress = Progress::new(format!("epoch {epoch}"), source.len(true), self.config.verbose);
+        let skipped = source.for_each(true, epoch as u64, |b, batch| {
+            let x = self.model.forward_units(&batch.images, units.clone())?;
+            let mut rng = rand::rngs::StdRng::seed_from_u64(mix(self.config.seed, epoch as u64, b as u64));
+            let log_probs = log_softmax(&self.head.forward_train(&x, &mut rng)?, 1)?;
+            let loss = candle_nn::loss::nll(&log_probs, &batch.labels)?;
+            let value = loss.to_scalar::<f32>()?;
+            if !value.is_finite() {
+                return Err(Error::Diverged { epoch, batch: b + 1, loss: value, recovery: String::new() });
+            }
+            adam.step(&loss.backward()?)?;
+            metrics.update(&log_probs.to_vec2()?, &batch.labels.to_vec1()?);
+            progress.inc(batch.indices.len(), || format!("loss {:.4} acc {:.4}", metrics.loss(), metrics.accuracy()));
+            Ok(())
+        })?;
+        Ok((metrics, skipped))
+    }
+
+    /// The validation split through the current weights, with the base in inference form (all
+    /// layers frozen, so BatchNorm folds into the kernels and no graph is built); the caller
+    /// restores the phase's trainable layers.
+    fn validate(&mut self, source: &Source) -> Result<Evaluation> {
+        self.model.freeze_all();
+        let units = source.start..self.model.num_units();
+        let mut evaluation = Evaluation::new(self.dataset.classes.clone());
+        let samples = &self.dataset.validation;
+        evaluation.skipped = source.for_each(false, 0, |_, batch| {
+            let logits = self.head.forward(&self.model.forward_units(&batch.images, units.clone())?)?;
+            let paths = batch.indices.iter().map(|&i| samples[i].path.clone());
+            evaluation.update(&log_softmax(&logits, 1)?.to_vec2()?, &batch.labels.to_vec1()?, paths);
+            Ok(())
+        })?;
+        Ok(evaluation)
+    }
+
+    /// Evaluates the current classifier on the validation split and records it as the history's
+    /// final evaluation.
+    pub fn evaluate(&mut self) -> Result<Evaluation> {
+        let (source, _) = self.source()?;
+        let restore = self.optimizer.as_ref().map(|(p, _)| p.clone());
+        let evaluation = self.validate(&source);
+        if let Some(phase) = restore {
+            self.apply(&phase);
+        }
+        let evaluation = evaluation?;
+        self.history.evaluation =
+            Some(FinalEvaluation { val_loss: evaluation.loss, val_accuracy: evaluation.accuracy, val_top5: evaluation.top5 });
+        Ok(evaluation)
+    }
+
+    /// Batches for the current trainable layers: cached activations when allowed (built now if
+    /// missing, with the seconds that took), else the images.
+    fn source(&mut self) -> Result<(Source, f64)> {
+        let train = DataLoader::new(self.dataset.train.clone(), self.pipeline(true, true), self.model.device());
+        let validation = DataLoader::new(self.dataset.validation.clone(), self.pipeline(false, false), self.model.device());
+        if !self.config.cache || self.config.augment.is_some() {
+            return Ok((Source { start: 0, cached: None, train, validation }, 0.0));
+        }
+        let start = self.model.first_trainable_unit();
+        let (key, describe) = self.cache_key(start)?;
+        if let Some((k, t, v)) = &self.cached {
+            if *k == key {
+                return Ok((Source { start, cached: Some((t.clone(), v.clone())), train, validation }, 0.0));
+            }
+        }
+        let dir = self.config.cache_dir.clone().unwrap_or_else(|| crate::cache::cache_dir().join("features")).join(&key);
+        let n = self.model.num_units();
+        let model = &self.model;
+        let compute = |x: &candle_core::Tensor| {
+            let y = model.forward_units(x, 0..start)?;
+            Ok(if start == n { y.mean((2, 3))? } else { y })
+        };
+        let plain = |samples: &[Sample]| DataLoader::new(samples.to_vec(), self.pipeline(false, false), model.device());
+        let verbose = self.config.verbose;
+        let t = FeatureStore::open_or_build(&dir, "train", &plain(&self.dataset.train), describe.clone(), verbose, compute)?;
+        let v = FeatureStore::open_or_build(&dir, "validation", &validation, describe, verbose, compute)?;
+        let what = if start == n { "pooled features".to_string() } else { format!("activations at unit {start} of {n}") };
+        let built = [&t, &v].iter().filter(|s| !s.reused).map(|s| s.build_seconds()).sum::<f64>();
+        if t.reused && v.reused {
+            self.say(format!("cache: reusing {what} in {}", dir.display()));
+        } else {
+            self.say(format!("cache: computed {what} for {} + {} images in {built:.1} s -> {}", t.len(), v.len(), dir.display()));
+        }
+        let (t, v) = (Arc::new(t), Arc::new(v));
+        self.cached = Some((key, t.clone(), v.clone()));
+        Ok((Source { start, cached: Some((t, v)), train, validation }, built))
+    }
+
+    /// A digest of everything the cached activations depend on: the frozen weights, the model
+    /// configuration, the cut point, the preprocessing and the image files.
+    fn cache_key(&self, start: usize) -> Result<(String, serde_json::Value)> {
+        let describe = json!({
+            "model": self.model.config(),
+            "cut_unit": start,
+            "units": self.model.num_units(),
+            "preprocessing": self.preprocessing,
+            "data": self.dataset.root,
+            "train_images": self.dataset.train.len(),
+            "validation_images": self.dataset.validation.len(),
+        });
+        let mut h = Md5::new();
+        h.update(describe.to_string());
+        for (name, t) in self.model.unit_variables(0..start) {
+            h.update(name);
+            let values = t.flatten_all()?.to_vec1::<f32>()?;
+            h.update(values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
+        }
+        for s in self.dataset.train.iter().chain(&self.dataset.validation) {
+            let meta = std::fs::metadata(&s.path).ok();
+            let stamp = meta.map(|m| (m.len(), m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())));
+            h.update(format!("{}|{}|{stamp:?}\n", s.path.display(), s.label));
+        }
+        let key: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
+        Ok((key, describe))
+    }
+
+    fn save_checkpoint(&self, phase: &Phase, adam: &Adam) -> Result<()> {
+        let Some(dir) = &self.config.checkpoint_dir else { return Ok(()) };
+        let state = TrainingState {
+            classes: self.dataset.classes.clone(),
+            model: self.model.config().clone(),
+            seed: self.config.seed,
+            phase: phase.clone(),
+            optimizer_iterations: adam.iterations,
+            history: self.history.clone(),
+        };
+        checkpoint::save(dir, &state, |folder| {
+            self.model.varmap().save(folder.join(checkpoint::BASE))?;
+            self.head_vars.save(folder.join(checkpoint::HEAD))?;
+            adam.save(&folder.join(checkpoint::OPTIMIZER))
+        })?;
+        Ok(())
+    }
+
+    /// Loads the checkpoint in `config.checkpoint_dir`: weights, optimizer, history. Returns
+    /// false when there is none.
+    pub fn restore(&mut self) -> Result<bool> {
+        let Some(dir) = self.config.checkpoint_dir.clone() else { return Ok(false) };
+        let Some((state, folder)) = checkpoint::load(&dir)? else { return Ok(false) };
+        let mismatch = |message: String| Error::Checkpoint { path: folder.clone(), message };
+        if state.classes != self.dataset.classes {
+            return Err(mismatch(format!("made for {} other classes ({:?}...), not this dataset's {}", state.classes.len(), state.classes.first(), self.dataset.classes.len())));
+        }
+        if &state.model != self.model.config() {
+            return Err(mismatch(format!("made for {:?}, the model is {:?}", state.model, self.model.config())));
+        }
+        if state.seed != self.config.seed {
+            return Err(mismatch(format!("made with seed {}, this run has seed {}: resuming would not repeat the run", state.seed, self.config.seed)));
+        }
+        checkpoint::load_vars(self.model.varmap(), &folder.join(checkpoint::BASE))?;
+        checkpoint::load_vars(&self.head_vars, &folder.join(checkpoint::HEAD))?;
+        self.apply(&state.phase);
+        let mut adam = Adam::new(self.trainable_variables(), state.phase.optimizer)?;
+        adam.load(&folder.join(checkpoint::OPTIMIZER), state.optimizer_iterations, self.model.device())?;
+        self.say(format!("resumed from {}: {} epochs done, last in {}", folder.display(), state.history.epochs.len(), state.phase.name));
+        self.optimizer = Some((state.phase, adam));
+        self.history = state.history;
+        Ok(true)
+    }
+
+    /// After a NaN/inf loss: back to the last checkpoint when there is one.
+    fn recover(&mut self, epoch: usize, batch: usize, loss: f32) -> Error {
+        let recovery = match self.restore() {
+            Ok(true) => format!("the weights are back to the last good checkpoint (epoch {})", self.history.epochs.len()),
+            Ok(false) => "no checkpoint to go back to (set checkpoint_dir); the weights are those of the failing batch".into(),
+            Err(e) => format!("the last checkpoint could not be restored either: {e}"),
+        };
+        Error::Diverged { epoch, batch, loss, recovery }
+    }
+
+    /// Writes the trained classifier where `food101 predict --model DIR` and the demo load it:
+    /// `model.safetensors` (the base with the head as its `predictions` layer, in the format the
+    /// base came in), `labels.txt` and `config.json`.
+    pub fn export(&self, dir: impl AsRef<Path>) -> Result<PathBuf> {
+        let dir = dir.as_ref();
+        std::fs::create_dir_all(dir)?;
+        let dense = self.head.dense();
+        let bias = dense.bias().expect("the head has a bias");
+        let format = WeightFormat::of(self.model.config());
+        let classifier = self.model.with_classifier(dense.weight(), bias)?;
+        classifier.save(dir.join("model.safetensors"), format)?;
+        crate::cache::write_atomic(&dir.join("labels.txt"), (self.dataset.classes.join("\n") + "\n").as_bytes())?;
+        let info = ExportInfo {
+            model: classifier.config().clone(),
+            format,
+            preprocessing: self.preprocessing,
+            classes: self.dataset.classes.len(),
+            evaluation: self.history.evaluation.clone(),
+        };
+        crate::cache::write_atomic(&dir.join("config.json"), serde_json::to_string_pretty(&info)?.as_bytes())?;
+        Ok(dir.to_path_buf())
+    }
+}

@@ -1,0 +1,209 @@
+//! Training: exact caching, exact resume, divergence, re-run safety, export, metrics, and the
+//! recipe on the real cats-vs-dogs data with the real ImageNet weights.
+
+mod common;
+
+use std::path::Path;
+
+use food101::candle_core::Device;
+use food101::data::synthetic::{self, Layout, Spec};
+use food101::data::{ClassSelection, Dataset};
+use food101::model::WeightFormat;
+use food101::predict::ImageClassifier;
+use food101::train::{Evaluation, History, Phase, TrainConfig, Trainer};
+use food101::{Error, MobileNetV2, MobileNetV2Config};
+
+/// A small dataset and a small random base saved to disk, so every run starts from the same weights.
+struct Setup {
+    dir: tempfile::TempDir,
+    dataset: Dataset,
+    weights: std::path::PathBuf,
+    config: MobileNetV2Config,
+}
+
+fn setup(spec: Spec) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic::generate(&dir.path().join("data"), Layout::ClassFolders, &spec).unwrap();
+    let dataset = Dataset::open(dir.path().join("data")).unwrap();
+    let config = MobileNetV2Config::default().with_alpha(0.35).with_input_size(48, 48);
+    let weights = dir.path().join("base.safetensors");
+    MobileNetV2::new(config.clone(), &Device::Cpu).unwrap().save(&weights, WeightFormat::Keras).unwrap();
+    Setup { dir, dataset, weights, config }
+}
+
+impl Setup {
+    fn model(&self) -> MobileNetV2 {
+        let model = MobileNetV2::new(self.config.clone(), &Device::Cpu).unwrap();
+        model.load_weights(&self.weights).unwrap();
+        model
+    }
+
+    fn train_config(&self, name: &str) -> TrainConfig {
+        TrainConfig {
+            batch_size: 8,
+            cache_dir: Some(self.dir.path().join("features")),
+            checkpoint_dir: Some(self.dir.path().join(name)),
+            verbose: false,
+            ..TrainConfig::default()
+        }
+    }
+
+    fn trainer(&self, config: TrainConfig) -> Trainer {
+        Trainer::new(self.model(), self.dataset.clone(), config).unwrap()
+    }
+}
+
+fn phase1() -> Phase {
+    Phase::feature_extraction(2)
+}
+
+fn phase2(epochs: usize) -> Phase {
+    Phase::fine_tune(40, epochs, 1e-4)
+}
+
+/// Histories equal in every number but wall time.
+fn assert_same_history(a: &History, b: &History, tolerance: f64) {
+    assert_eq!(a.epochs.len(), b.epochs.len());
+    for (x, y) in a.epochs.iter().zip(&b.epochs) {
+        assert_eq!((x.epoch, &x.phase), (y.epoch, &y.phase));
+        let pairs = [(x.loss, y.loss), (x.accuracy, y.accuracy), (x.val_loss, y.val_loss), (x.val_accuracy, y.val_accuracy), (x.top5, y.top5)];
+        for (p, q) in pairs {
+            assert!((p - q).abs() <= tolerance, "epoch {}: {p} vs {q}\n{x}\n{y}", x.epoch);
+        }
+    }
+}
+
+#[test]
+fn a_resumed_run_repeats_the_uninterrupted_one() {
+    let s = setup(Spec::default());
+    let mut whole = s.trainer(s.train_config("whole"));
+    whole.fit(phase1()).unwrap();
+    whole.fit(phase2(3)).unwrap();
+
+    // Stop after the first fine-tuning epoch: a new process would see only the checkpoint.
+    let mut first = s.trainer(s.train_config("split"));
+    first.fit(phase1()).unwrap();
+    first.fit(phase2(1)).unwrap();
+    drop(first);
+    let mut resumed = s.trainer(TrainConfig { resume: true, ..s.train_config("split") });
+    assert_eq!(resumed.history().epochs.len(), 3, "the checkpoint holds epochs 1-3");
+    resumed.fit(phase1()).unwrap(); // a re-run cell: phase 1 is complete and must not train again
+    assert_eq!(resumed.history().epochs.len(), 3);
+    resumed.fit(phase2(3)).unwrap();
+    assert_eq!(resumed.history().epochs.iter().map(|e| e.epoch).collect::<Vec<_>>(), [1, 2, 3, 4, 5]);
+    assert_same_history(whole.history(), resumed.history(), 0.0);
+}
+
+#[test]
+fn cached_activations_train_exactly_like_the_full_forward_pass() {
+    let s = setup(Spec::default());
+    let mut cached = s.trainer(s.train_config("cached"));
+    cached.fit(phase1()).unwrap();
+    cached.fit(phase2(2)).unwrap();
+    let mut uncached = s.trainer(TrainConfig { cache: false, ..s.train_config("uncached") });
+    uncached.fit(phase1()).unwrap();
+    uncached.fit(phase2(2)).unwrap();
+    assert_same_history(cached.history(), uncached.history(), 1e-4);
+    let saved = cached.history().phases.iter().map(|p| p.cache_seconds).sum::<f64>();
+    assert!(saved > 0.0, "building the caches took time and is reported");
+    assert_eq!(uncached.history().phases.iter().map(|p| p.cache_seconds).sum::<f64>(), 0.0);
+}
+
+fn cache_folders(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
+}
+
+#[test]
+fn the_cache_is_reused_for_the_same_inputs_and_rebuilt_when_the_weights_change() {
+    let s = setup(Spec::default());
+    let features = s.dir.path().join("features");
+    s.trainer(s.train_config("a")).fit(Phase::feature_extraction(1)).unwrap();
+    assert_eq!(cache_folders(&features), 1);
+    s.trainer(s.train_config("b")).fit(Phase::feature_extraction(1)).unwrap();
+    assert_eq!(cache_folders(&features), 1, "same weights, data and preprocessing: reused");
+    let model = s.model();
+    let (_, var) = model.trainable_variables().into_iter().find(|(n, _)| n == "Conv1/kernel").unwrap();
+    var.set(&(var.as_tensor() * 1.5).unwrap()).unwrap();
+    Trainer::new(model, s.dataset.clone(), s.train_config("c")).unwrap().fit(Phase::feature_extraction(1)).unwrap();
+    assert_eq!(cache_folders(&features), 2, "other frozen weights: a new cache");
+}
+
+#[test]
+fn a_diverging_run_stops_with_a_clear_error_and_keeps_the_last_good_checkpoint() {
+    let s = setup(Spec::default());
+    let mut trainer = s.trainer(s.train_config("diverge"));
+    trainer.fit(Phase::feature_extraction(1)).unwrap();
+    let good = trainer.head().dense().weight().to_vec2::<f32>().unwrap();
+    let err = trainer.fit(Phase::feature_extraction(3).named("too_fast").with_learning_rate(1e38)).unwrap_err();
+    let message = err.to_string();
+    assert!(matches!(err, Error::Diverged { .. }), "{message}");
+    assert!(message.contains("diverged") && message.contains("last good checkpoint (epoch 1)"), "{message}");
+    assert_eq!(trainer.head().dense().weight().to_vec2::<f32>().unwrap(), good, "weights restored");
+    assert_eq!(trainer.history().epochs.len(), 1);
+}
+
+#[test]
+fn the_exported_model_predicts_what_the_trainer_evaluated() {
+    let s = setup(Spec::default());
+    let mut trainer = s.trainer(s.train_config("export"));
+    trainer.fit(phase1()).unwrap();
+    trainer.fit(phase2(1)).unwrap();
+    let evaluation = trainer.evaluate().unwrap();
+    let dir = trainer.export(s.dir.path().join("model")).unwrap();
+    let classifier = ImageClassifier::from_dir(&dir, &Device::Cpu).unwrap();
+    assert_eq!(classifier.labels, s.dataset.classes);
+    assert_eq!(classifier.model.config().input_size, (48, 48));
+    for record in evaluation.predictions.iter().take(4) {
+        let top = classifier.predict_file(&record.path, 1).unwrap();
+        assert_eq!(top[0].index, record.predicted, "{}", record.path.display());
+        assert!((top[0].prob - record.prob).abs() < 1e-4, "{} vs {}", top[0].prob, record.prob);
+    }
+}
+
+#[test]
+fn unreadable_images_are_skipped_and_counted_in_the_history() {
+    let s = setup(Spec { broken: true, ..Spec::default() });
+    let mut trainer = s.trainer(s.train_config("broken"));
+    trainer.fit(Phase::feature_extraction(1)).unwrap();
+    let record = trainer.history().last().unwrap();
+    assert!(record.skipped > 0, "{record}");
+    assert!(record.loss.is_finite());
+}
+
+#[test]
+fn evaluation_reports_confusion_per_class_accuracy_and_worst_classes() {
+    let classes = vec!["a".to_string(), "b".to_string(), "c".to_string()];
+    let mut e = Evaluation::new(classes);
+    let row = |p: [f32; 3]| p.map(f32::ln).to_vec();
+    let log_probs = vec![row([0.7, 0.2, 0.1]), row([0.1, 0.8, 0.1]), row([0.6, 0.3, 0.1]), row([0.2, 0.2, 0.6])];
+    e.update(&log_probs, &[0, 1, 1, 2], ["w", "x", "y", "z"].map(Into::into));
+    assert_eq!(e.accuracy, 0.75);
+    assert_eq!(e.confusion, vec![vec![1, 0, 0], vec![1, 1, 0], vec![0, 0, 1]]);
+    assert_eq!(e.worst_classes(1), vec![("b".to_string(), 0.5)]);
+    assert!((e.loss - -(0.7f64.ln() + 0.8f64.ln() + 0.3f64.ln() + 0.6f64.ln()) / 4.0).abs() < 1e-6);
+    let dir = tempfile::tempdir().unwrap();
+    e.save_confusion_csv(&dir.path().join("c.csv")).unwrap();
+    e.save_predictions_csv(&dir.path().join("p.csv")).unwrap();
+    let csv = std::fs::read_to_string(dir.path().join("c.csv")).unwrap();
+    assert_eq!(csv.lines().nth(2), Some("b,1,1,0"));
+    let csv = std::fs::read_to_string(dir.path().join("p.csv")).unwrap();
+    assert_eq!(csv.lines().nth(3), Some("\"y\",b,a,0.600000,false"));
+}
+
+/// The recipe on real photos with the real ImageNet weights, on a fifth of cats-vs-dogs (the
+/// full run is in the README): the frozen ImageNet features separate cats from dogs at once.
+#[test]
+fn the_recipe_learns_cats_and_dogs_from_imagenet_features() {
+    let Some(shared) = common::shared("the_recipe_learns_cats_and_dogs_from_imagenet_features") else { return };
+    let dataset = Dataset::open(shared.join("datasets/cats_and_dogs_filtered")).unwrap().subset(&ClassSelection::All, 0.2, 42).unwrap();
+    let model = MobileNetV2::load(shared.join("weights/mobilenet_v2_1.0_224_keras_imagenet.safetensors"), &Device::Cpu).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = TrainConfig { cache_dir: Some(dir.path().to_path_buf()), verbose: false, ..TrainConfig::default() };
+    let mut trainer = Trainer::new(model, dataset, config).unwrap();
+    trainer.fit(Phase::feature_extraction(5)).unwrap();
+    let phase1 = trainer.history().last().unwrap().val_accuracy;
+    assert!(phase1 >= 0.93, "validation accuracy after phase 1: {phase1}");
+    trainer.fit(Phase::fine_tune(50, 1, 1e-5)).unwrap();
+    let phase2 = trainer.history().last().unwrap().val_accuracy;
+    assert!(phase2 >= phase1 - 0.02, "phase 2 lost accuracy: {phase1} -> {phase2}");
+}
