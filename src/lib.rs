@@ -13,8 +13,13 @@ pub mod data;
 pub mod engine;
 pub mod error;
 pub mod model;
+pub mod notebook;
 pub mod predict;
+#[cfg(feature = "serve")]
+pub mod serve;
+pub mod track;
 pub mod train;
+pub mod viz;
 
 pub use error::{Error, Result};
 pub use model::{ClassifierHead, MobileNetV2, MobileNetV2Config};

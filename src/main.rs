@@ -8,6 +8,7 @@ use food101::candle_core::Device;
 use food101::data::Dataset;
 use food101::model::{hub, MobileNetV2, MobileNetV2Config};
 use food101::predict::ImageClassifier;
+use food101::track::{Journal, MlflowClient};
 
 mod commands;
 use commands::train::{self, TrainArgs};
@@ -43,6 +44,33 @@ enum Command {
     /// The main job: both training phases, evaluation and export (downloads Food-101 and the
     /// ImageNet weights when no --data / --weights are given).
     Train(Box<TrainArgs>),
+    /// The web demo: a page to upload a photo and see the top-5, and a JSON API.
+    Serve {
+        /// A folder written by `food101 train`.
+        #[arg(long, conflicts_with = "weights", required_unless_present = "weights")]
+        model: Option<PathBuf>,
+        /// Safetensors weights with a classifier (Keras or timm names), e.g. the ImageNet ones.
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// Listen address; only loopback unless told otherwise.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: std::net::IpAddr,
+        #[arg(long, default_value_t = 7860)]
+        port: u16,
+        /// Largest upload in megabytes.
+        #[arg(long, default_value_t = 10)]
+        max_mb: usize,
+        /// A folder of example photos offered on the page.
+        #[arg(long)]
+        examples: Option<PathBuf>,
+    },
+    /// MLflow: deliver locally recorded runs to a server.
+    Mlflow {
+        #[command(subcommand)]
+        command: MlflowCommand,
+    },
     /// The Keras layer table of the MobileNetV2 base.
     Summary {
         /// Weights to describe (default: a width-1.0, 224 px model without weights).
@@ -60,6 +88,18 @@ enum Command {
     Data {
         #[command(subcommand)]
         command: DataCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum MlflowCommand {
+    /// Send the events of runs recorded while no server was reachable (each exactly once).
+    Sync {
+        /// Tracking server (default: MLFLOW_TRACKING_URI).
+        #[arg(long)]
+        uri: Option<String>,
+        /// Journal folders (default: every one in data-cache/mlflow-journal).
+        journals: Vec<PathBuf>,
     },
 }
 
@@ -84,12 +124,22 @@ fn main() -> Result<()> {
     let device = Device::Cpu;
     match Cli::parse().command {
         Command::Train(args) => train::run(*args, &device)?,
-        Command::Predict { model, weights, labels, top, json, images } => {
-            let classifier = match (&model, &weights) {
-                (Some(dir), _) => ImageClassifier::from_dir(dir, &device)?,
-                (None, Some(weights)) => ImageClassifier::from_weights(weights, labels.as_deref(), &device)?,
-                (None, None) => unreachable!("clap requires --model or --weights"),
+        Command::Mlflow { command: MlflowCommand::Sync { uri, journals } } => sync_journals(uri, journals)?,
+        Command::Serve { model, weights, labels, host, port, max_mb, examples } => {
+            let classifier = classifier(model.as_deref(), weights.as_deref(), labels.as_deref(), &device)?;
+            let examples = match examples {
+                Some(dir) => {
+                    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
+                    files.sort();
+                    files
+                }
+                None => Vec::new(),
             };
+            let config = food101::serve::ServeConfig { max_bytes: max_mb << 20, examples, ..Default::default() };
+            food101::serve::run(classifier, std::net::SocketAddr::new(host, port), config)?;
+        }
+        Command::Predict { model, weights, labels, top, json, images } => {
+            let classifier = classifier(model.as_deref(), weights.as_deref(), labels.as_deref(), &device)?;
             let mut out = Vec::new();
             for image in &images {
                 let top = classifier.predict_file(image, top)?;
@@ -160,4 +210,43 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn sync_journals(uri: Option<String>, journals: Vec<PathBuf>) -> Result<()> {
+    let client = match uri {
+        Some(uri) => MlflowClient::new(&uri),
+        None => MlflowClient::from_env().context("no server: pass --uri or set MLFLOW_TRACKING_URI to an http(s) address")?,
+    };
+    let journals = if journals.is_empty() {
+        let root = food101::track::journal_root();
+        let mut dirs: Vec<PathBuf> = std::fs::read_dir(&root).map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect()).unwrap_or_default();
+        dirs.sort();
+        dirs
+    } else {
+        journals
+    };
+    let mut failed = 0;
+    for dir in &journals {
+        let journal = Journal::open(dir)?;
+        match food101::track::sync(&journal, &client) {
+            Ok(r) => println!("{}: {} events delivered, {} rejected, all {} on the server", dir.display(), r.delivered, r.rejected, journal.events().len()),
+            Err((r, e)) => {
+                failed += 1;
+                println!("{}: {} delivered, {} still waiting: {e}", dir.display(), r.delivered, r.pending);
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} journals could not be delivered completely; run the sync again later", journals.len());
+    }
+    Ok(())
+}
+
+/// A trained model folder, or a classifier checkpoint with its labels.
+fn classifier(model: Option<&std::path::Path>, weights: Option<&std::path::Path>, labels: Option<&std::path::Path>, device: &Device) -> Result<ImageClassifier> {
+    Ok(match (model, weights) {
+        (Some(dir), _) => ImageClassifier::from_dir(dir, device)?,
+        (None, Some(weights)) => ImageClassifier::from_weights(weights, labels, device)?,
+        (None, None) => anyhow::bail!("give --model DIR or --weights FILE"),
+    })
 }

@@ -6,52 +6,13 @@ mod common;
 use std::path::Path;
 
 use food101::candle_core::Device;
-use food101::data::synthetic::{self, Layout, Spec};
+use food101::data::synthetic::Spec;
 use food101::data::{ClassSelection, Dataset};
-use food101::model::WeightFormat;
 use food101::predict::ImageClassifier;
 use food101::train::{Evaluation, History, Phase, TrainConfig, Trainer};
-use food101::{Error, MobileNetV2, MobileNetV2Config};
+use food101::{Error, MobileNetV2};
 
-/// A small dataset and a small random base saved to disk, so every run starts from the same weights.
-struct Setup {
-    dir: tempfile::TempDir,
-    dataset: Dataset,
-    weights: std::path::PathBuf,
-    config: MobileNetV2Config,
-}
-
-fn setup(spec: Spec) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    synthetic::generate(&dir.path().join("data"), Layout::ClassFolders, &spec).unwrap();
-    let dataset = Dataset::open(dir.path().join("data")).unwrap();
-    let config = MobileNetV2Config::default().with_alpha(0.35).with_input_size(48, 48);
-    let weights = dir.path().join("base.safetensors");
-    MobileNetV2::new(config.clone(), &Device::Cpu).unwrap().save(&weights, WeightFormat::Keras).unwrap();
-    Setup { dir, dataset, weights, config }
-}
-
-impl Setup {
-    fn model(&self) -> MobileNetV2 {
-        let model = MobileNetV2::new(self.config.clone(), &Device::Cpu).unwrap();
-        model.load_weights(&self.weights).unwrap();
-        model
-    }
-
-    fn train_config(&self, name: &str) -> TrainConfig {
-        TrainConfig {
-            batch_size: 8,
-            cache_dir: Some(self.dir.path().join("features")),
-            checkpoint_dir: Some(self.dir.path().join(name)),
-            verbose: false,
-            ..TrainConfig::default()
-        }
-    }
-
-    fn trainer(&self, config: TrainConfig) -> Trainer {
-        Trainer::new(self.model(), self.dataset.clone(), config).unwrap()
-    }
-}
+use common::setup;
 
 fn phase1() -> Phase {
     Phase::feature_extraction(2)

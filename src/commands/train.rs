@@ -6,8 +6,8 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use food101::candle_core::Device;
 use food101::data::{download, Augment, ClassSelection, Dataset};
-use food101::model::weights::Checkpoint;
 use food101::model::{hub, MobileNetV2};
+use food101::track::Tracker;
 use food101::train::{Phase, TrainConfig, Trainer};
 
 #[derive(clap::Args)]
@@ -59,6 +59,43 @@ pub struct TrainArgs {
     /// Also write the history (with the final evaluation) here.
     #[arg(long)]
     history_json: Option<PathBuf>,
+    /// Registered-model name in MLflow.
+    #[arg(long, default_value = "food101-mobilenetv2")]
+    register_as: String,
+    /// Do not track the run with MLflow (by default it goes to MLFLOW_TRACKING_URI, or to a
+    /// local journal that `food101 mlflow sync` uploads later).
+    #[arg(long)]
+    no_mlflow: bool,
+}
+
+/// The whole recipe and the identity of the data and weights, as MLflow params.
+fn params(args: &TrainArgs, root: &std::path::Path, dataset: &Dataset, weights: &std::path::Path, model: &MobileNetV2) -> Vec<(String, String)> {
+    let md5 = download::md5_file(weights).unwrap_or_else(|e| format!("unreadable: {e}"));
+    [
+        ("data", root.display().to_string()),
+        ("classes", dataset.classes.len().to_string()),
+        ("class_selection", format!("{:?}", args.classes)),
+        ("fraction", args.fraction.to_string()),
+        ("train_images", dataset.train.len().to_string()),
+        ("validation_images", dataset.validation.len().to_string()),
+        ("weights", weights.display().to_string()),
+        ("weights_md5", md5),
+        ("model", model.name()),
+        ("image_size", args.image_size.to_string()),
+        ("batch_size", args.batch.to_string()),
+        ("epochs1", args.epochs1.to_string()),
+        ("epochs2", args.epochs2.to_string()),
+        ("lr1", args.lr1.to_string()),
+        ("lr2", args.lr2.to_string()),
+        ("unfreeze_last", args.unfreeze_last.to_string()),
+        ("dropout", food101::ClassifierHead::DEFAULT_DROPOUT.to_string()),
+        ("augment", args.augment.to_string()),
+        ("cache", (!args.no_cache).to_string()),
+        ("seed", args.seed.to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect()
 }
 
 pub fn run(args: TrainArgs, device: &Device) -> Result<()> {
@@ -78,9 +115,7 @@ pub fn run(args: TrainArgs, device: &Device) -> Result<()> {
         Some(path) => path.clone(),
         None => hub::timm_imagenet_weights().context("getting the ImageNet weights (or pass --weights FILE)")?,
     };
-    let config = Checkpoint::read(&weights, device)?.config(&weights)?.with_input_size(args.image_size, args.image_size);
-    let model = MobileNetV2::new(config, device)?;
-    model.load_weights(&weights)?;
+    let model = MobileNetV2::load_with_input_size(&weights, (args.image_size, args.image_size), device)?;
     println!("weights: {} ({})", weights.display(), model.name());
 
     let out = args.out.clone().unwrap_or_else(|| food101::cache::cache_dir().join("train"));
@@ -93,7 +128,31 @@ pub fn run(args: TrainArgs, device: &Device) -> Result<()> {
         resume: args.resume,
         ..TrainConfig::default()
     };
+    let tracker = if args.no_mlflow {
+        None
+    } else {
+        let note = format!(
+            "Transfer learning on MobileNetV2: {} epochs with the base frozen, then {} with the last {} layers unfrozen (lr {}).",
+            args.epochs1, args.epochs2, args.unfreeze_last, args.lr2
+        );
+        Some(Tracker::start("food101-train", params(&args, &root, &dataset, &weights, &model), &note, None)?)
+    };
+    let result = train(&args, model, dataset, config, &out, tracker.clone());
+    if let Some(tracker) = &tracker {
+        let delivered = tracker.finish(result.is_ok())?;
+        match tracker.run_url() {
+            Some(url) if delivered => println!("MLflow run: {url}"),
+            _ => println!("MLflow: events kept in {} (food101 mlflow sync)", tracker.journal_dir().display()),
+        }
+    }
+    result
+}
+
+fn train(args: &TrainArgs, model: MobileNetV2, dataset: Dataset, config: TrainConfig, out: &std::path::Path, tracker: Option<Tracker>) -> Result<()> {
     let mut trainer = Trainer::new(model, dataset, config)?;
+    if let Some(tracker) = &tracker {
+        trainer.add_callback(tracker.clone());
+    }
     trainer.fit(Phase::feature_extraction(args.epochs1).with_learning_rate(args.lr1))?;
     if args.epochs2 > 0 {
         trainer.fit(Phase::fine_tune(args.unfreeze_last, args.epochs2, args.lr2))?;
@@ -110,6 +169,13 @@ pub fn run(args: TrainArgs, device: &Device) -> Result<()> {
     trainer.history().save(&out.join("history.json"))?;
     if let Some(path) = &args.history_json {
         trainer.history().save(path)?;
+    }
+    if let Some(tracker) = &tracker {
+        tracker.log_artifact_dir("model", &model_dir)?;
+        for file in ["history.json", "evaluation.json", "confusion.csv", "predictions.csv"] {
+            tracker.log_artifact(file, &out.join(file))?;
+        }
+        tracker.register_model(&args.register_as, "model", "latest")?;
     }
     println!("model: {} (food101 predict --model {} IMAGE)", model_dir.display(), model_dir.display());
     Ok(())

@@ -24,6 +24,11 @@ impl Default for Augment {
 }
 
 impl Augment {
+    /// One draw for `seed` (the same seed, the same picture).
+    pub fn apply_seeded(&self, img: &RgbImage, height: usize, width: usize, seed: u64) -> RgbImage {
+        self.apply(img, height, width, &mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed))
+    }
+
     /// Crop, resize to `height x width`, rotate, flip.
     pub fn apply(&self, img: &RgbImage, height: usize, width: usize, rng: &mut impl Rng) -> RgbImage {
         let scale = 1.0 - rng.random::<f32>() * self.zoom.clamp(0.0, 0.9);

@@ -208,6 +208,15 @@ impl MobileNetV2 {
         Self::from_checkpoint(&Checkpoint::read(path, device)?, path)
     }
 
+    /// [`MobileNetV2::load`] at another input size (MobileNetV2's weights fit any size from 32 px).
+    pub fn load_with_input_size(path: impl AsRef<Path>, (height, width): (usize, usize), device: &Device) -> Result<Self> {
+        let path = path.as_ref();
+        let checkpoint = Checkpoint::read(path, device)?;
+        let model = MobileNetV2::new(checkpoint.config(path)?.with_input_size(height, width), device)?;
+        model.assign(&checkpoint, path)?;
+        Ok(model)
+    }
+
     /// Builds the model a checkpoint read from `path` describes, and loads it.
     pub fn from_checkpoint(checkpoint: &Checkpoint, path: &Path) -> Result<Self> {
         let device = checkpoint.tensors.values().next().map(|t| t.device().clone()).unwrap_or(Device::Cpu);

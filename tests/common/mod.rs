@@ -4,6 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use food101::candle_core::{safetensors, Device, Tensor};
+use food101::data::synthetic::{self, Layout, Spec};
+use food101::data::Dataset;
+use food101::model::WeightFormat;
+use food101::train::{TrainConfig, Trainer};
+use food101::{MobileNetV2, MobileNetV2Config};
 
 pub fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
@@ -86,3 +91,44 @@ pub fn serve(body: Vec<u8>, requests: usize, cut_first: Option<usize>) -> (Strin
     });
     (url, handle)
 }
+
+/// A small dataset and a small random base saved to disk, so every run starts from the same weights.
+pub struct Setup {
+    pub dir: tempfile::TempDir,
+    pub dataset: Dataset,
+    pub weights: PathBuf,
+    pub config: MobileNetV2Config,
+}
+
+pub fn setup(spec: Spec) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic::generate(&dir.path().join("data"), Layout::ClassFolders, &spec).unwrap();
+    let dataset = Dataset::open(dir.path().join("data")).unwrap();
+    let config = MobileNetV2Config::default().with_alpha(0.35).with_input_size(48, 48);
+    let weights = dir.path().join("base.safetensors");
+    MobileNetV2::new(config.clone(), &Device::Cpu).unwrap().save(&weights, WeightFormat::Keras).unwrap();
+    Setup { dir, dataset, weights, config }
+}
+
+impl Setup {
+    pub fn model(&self) -> MobileNetV2 {
+        let model = MobileNetV2::new(self.config.clone(), &Device::Cpu).unwrap();
+        model.load_weights(&self.weights).unwrap();
+        model
+    }
+
+    pub fn train_config(&self, name: &str) -> TrainConfig {
+        TrainConfig {
+            batch_size: 8,
+            cache_dir: Some(self.dir.path().join("features")),
+            checkpoint_dir: Some(self.dir.path().join(name)),
+            verbose: false,
+            ..TrainConfig::default()
+        }
+    }
+
+    pub fn trainer(&self, config: TrainConfig) -> Trainer {
+        Trainer::new(self.model(), self.dataset.clone(), config).unwrap()
+    }
+}
+

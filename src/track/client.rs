@@ -1,0 +1,273 @@
+//! A thin blocking client for MLflow's REST API (`/api/2.0/mlflow/...`), configured like the
+//! Python client: `MLFLOW_TRACKING_URI`, `MLFLOW_TRACKING_USERNAME` / `MLFLOW_TRACKING_PASSWORD`
+//! or `MLFLOW_TRACKING_TOKEN`. Errors carry MLflow's `error_code` and message.
+
+use std::time::Duration;
+
+use reqwest::blocking::{Client, RequestBuilder, Response};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+/// What went wrong talking to the server.
+#[derive(Debug, thiserror::Error)]
+pub enum MlflowError {
+    /// No answer at all (refused, timed out): worth retrying later.
+    #[error("MLflow at {uri} is unreachable: {message}")]
+    Unreachable { uri: String, message: String },
+    /// The server answered with an error.
+    #[error("MLflow {endpoint}: HTTP {status} {error_code}: {message}")]
+    Api { endpoint: String, status: u16, error_code: String, message: String },
+}
+
+impl MlflowError {
+    pub fn error_code(&self) -> Option<&str> {
+        match self {
+            Self::Api { error_code, .. } => Some(error_code),
+            Self::Unreachable { .. } => None,
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, MlflowError>;
+
+/// A metric value as MLflow's JSON wants it: non-finite values as the strings `"NaN"`,
+/// `"Infinity"`, `"-Infinity"` (a JSON `null` is rejected, a bare NaN stored as 0).
+fn metric_value(v: f64) -> Value {
+    if v.is_nan() {
+        json!("NaN")
+    } else if v.is_infinite() {
+        json!(if v > 0.0 { "Infinity" } else { "-Infinity" })
+    } else {
+        json!(v)
+    }
+}
+
+/// One metric point; the timestamp is fixed when it is made, so that a retried request is
+/// recognised by the server as the same point.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Metric {
+    pub key: String,
+    pub value: f64,
+    /// Milliseconds since the Unix epoch.
+    pub timestamp: i64,
+    pub step: i64,
+}
+
+impl Metric {
+    fn to_json(&self) -> Value {
+        json!({ "key": self.key, "value": metric_value(self.value), "timestamp": self.timestamp, "step": self.step })
+    }
+}
+
+/// Milliseconds since the Unix epoch, as MLflow stamps things.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// MLflow's limits per `runs/log-batch` request; a batch over them is rejected whole.
+const MAX_METRICS: usize = 1000;
+const MAX_PARAMS: usize = 100;
+const MAX_TAGS: usize = 100;
+
+#[derive(Debug, Clone)]
+enum Auth {
+    None,
+    Basic(String, String),
+    Bearer(String),
+}
+
+/// The server at one tracking URI.
+#[derive(Debug, Clone)]
+pub struct MlflowClient {
+    uri: String,
+    http: Client,
+    auth: Auth,
+}
+
+impl MlflowClient {
+    /// A client for `uri` (`http://127.0.0.1:5000`), with credentials from the environment.
+    pub fn new(uri: &str) -> Self {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let auth = match (env("MLFLOW_TRACKING_USERNAME"), env("MLFLOW_TRACKING_PASSWORD"), env("MLFLOW_TRACKING_TOKEN")) {
+            (Some(user), Some(password), _) => Auth::Basic(user, password),
+            (_, _, Some(token)) => Auth::Bearer(token),
+            _ => Auth::None,
+        };
+        let http = Client::builder().timeout(Duration::from_secs(30)).connect_timeout(Duration::from_secs(5)).build().expect("an HTTP client");
+        Self { uri: uri.trim_end_matches('/').to_string(), http, auth }
+    }
+
+    /// `MLFLOW_TRACKING_URI` when it is an http(s) address.
+    pub fn from_env() -> Option<Self> {
+        let uri = std::env::var("MLFLOW_TRACKING_URI").ok()?;
+        (uri.starts_with("http://") || uri.starts_with("https://")).then(|| Self::new(&uri))
+    }
+
+    pub fn uri(&self) -> &str {
+        &self.uri
+    }
+
+    fn send(&self, endpoint: &str, request: RequestBuilder) -> Result<Response> {
+        let request = match &self.auth {
+            Auth::None => request,
+            Auth::Basic(user, password) => request.basic_auth(user, Some(password)),
+            Auth::Bearer(token) => request.bearer_auth(token),
+        };
+        let response = request.send().map_err(|e| MlflowError::Unreachable { uri: self.uri.clone(), message: e.to_string() })?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status().as_u16();
+        let body: Value = response.text().ok().and_then(|t| serde_json::from_str(&t).ok()).unwrap_or(Value::Null);
+        let text = |k: &str| body.get(k).and_then(Value::as_str).unwrap_or_default().to_string();
+        Err(MlflowError::Api { endpoint: endpoint.into(), status, error_code: text("error_code"), message: text("message") })
+    }
+
+    fn decode(&self, endpoint: &str, response: Response) -> Result<Value> {
+        let text = response.text().map_err(|e| MlflowError::Unreachable { uri: self.uri.clone(), message: e.to_string() })?;
+        if text.trim().is_empty() {
+            return Ok(Value::Null); // MLflow 3.17 answers some calls with an empty body
+        }
+        serde_json::from_str(&text).map_err(|e| MlflowError::Api {
+            endpoint: endpoint.into(),
+            status: 200,
+            error_code: "BAD_RESPONSE".into(),
+            message: format!("not JSON: {e}"),
+        })
+    }
+
+    /// `POST /api/2.0/mlflow/<endpoint>` with a JSON body.
+    pub fn post(&self, endpoint: &str, body: &Value) -> Result<Value> {
+        let url = format!("{}/api/2.0/mlflow/{endpoint}", self.uri);
+        let request = self.http.post(url).header("Content-Type", "application/json").body(body.to_string());
+        let response = self.send(endpoint, request)?;
+        self.decode(endpoint, response)
+    }
+
+    /// `GET /api/2.0/mlflow/<endpoint>?query`.
+    pub fn get(&self, endpoint: &str, query: &[(&str, &str)]) -> Result<Value> {
+        let url = format!("{}/api/2.0/mlflow/{endpoint}", self.uri);
+        let response = self.send(endpoint, self.http.get(url).query(query))?;
+        self.decode(endpoint, response)
+    }
+
+    /// The experiment's id, creating it if needed.
+    pub fn experiment_id(&self, name: &str) -> Result<String> {
+        match self.get("experiments/get-by-name", &[("experiment_name", name)]) {
+            Ok(v) => Ok(v["experiment"]["experiment_id"].as_str().unwrap_or_default().to_string()),
+            Err(e) if e.error_code() == Some("RESOURCE_DOES_NOT_EXIST") => {
+                match self.post("experiments/create", &json!({ "name": name })) {
+                    Ok(v) => Ok(v["experiment_id"].as_str().unwrap_or_default().to_string()),
+                    // Created by someone else in between.
+                    Err(e) if e.error_code() == Some("RESOURCE_ALREADY_EXISTS") => self.experiment_id(name),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A new run; returns its `run_id`.
+    pub fn create_run(&self, experiment_id: &str, name: &str, start_time: i64, tags: &[(String, String)]) -> Result<String> {
+        let tags: Vec<Value> = tags.iter().map(|(k, v)| json!({ "key": k, "value": v })).collect();
+        let body = json!({ "experiment_id": experiment_id, "run_name": name, "start_time": start_time, "tags": tags });
+        let v = self.post("runs/create", &body)?;
+        Ok(v["run"]["info"]["run_id"].as_str().unwrap_or_default().to_string())
+    }
+
+    pub fn get_run(&self, run_id: &str) -> Result<Value> {
+        Ok(self.get("runs/get", &[("run_id", run_id)])?["run"].clone())
+    }
+
+    /// Runs of an experiment matching an MLflow filter, e.g. ``tags.`mlflow.parentRunId` = 'x'``.
+    pub fn search_runs(&self, experiment_id: &str, filter: &str) -> Result<Vec<Value>> {
+        let body = json!({ "experiment_ids": [experiment_id], "filter": filter, "max_results": 1000 });
+        Ok(self.post("runs/search", &body)?["runs"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Metrics, params and tags, split into requests within MLflow's limits.
+    pub fn log_batch(&self, run_id: &str, metrics: &[Metric], params: &[(String, String)], tags: &[(String, String)]) -> Result<()> {
+        let pairs = |items: &[(String, String)]| items.iter().map(|(k, v)| json!({ "key": k, "value": v })).collect::<Vec<_>>();
+        let chunks = metrics.len().div_ceil(MAX_METRICS).max(params.len().div_ceil(MAX_PARAMS)).max(tags.len().div_ceil(MAX_TAGS));
+        for i in 0..chunks {
+            let part = |len: usize, max: usize| (i * max).min(len)..((i + 1) * max).min(len);
+            let body = json!({
+                "run_id": run_id,
+                "metrics": metrics[part(metrics.len(), MAX_METRICS)].iter().map(Metric::to_json).collect::<Vec<_>>(),
+                "params": pairs(&params[part(params.len(), MAX_PARAMS)]),
+                "tags": pairs(&tags[part(tags.len(), MAX_TAGS)]),
+            });
+            self.post("runs/log-batch", &body)?;
+        }
+        Ok(())
+    }
+
+    /// Ends a run: `status` is FINISHED, FAILED or KILLED.
+    pub fn end_run(&self, run_id: &str, status: &str, end_time: i64) -> Result<()> {
+        self.post("runs/update", &json!({ "run_id": run_id, "status": status, "end_time": end_time }))?;
+        Ok(())
+    }
+
+    /// Every point of one metric.
+    pub fn metric_history(&self, run_id: &str, key: &str) -> Result<Vec<Value>> {
+        Ok(self.get("metrics/get-history", &[("run_id", run_id), ("metric_key", key)])?["metrics"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// Uploads one artifact file through the server's artifact proxy.
+    pub fn log_artifact(&self, run_id: &str, path: &str, bytes: Vec<u8>) -> Result<()> {
+        let run = self.get_run(run_id)?;
+        let root = run["info"]["artifact_uri"].as_str().unwrap_or_default();
+        let Some(root) = root.strip_prefix("mlflow-artifacts:/") else {
+            return Err(MlflowError::Api {
+                endpoint: "mlflow-artifacts".into(),
+                status: 0,
+                error_code: "UNSUPPORTED_ARTIFACT_STORE".into(),
+                message: format!("artifact URI `{root}` is not served by the tracking server (start it with --artifacts-destination)"),
+            });
+        };
+        let url = format!("{}/api/2.0/mlflow-artifacts/artifacts/{}/{path}", self.uri, root.trim_matches('/'));
+        self.send("mlflow-artifacts", self.http.put(url).body(bytes))?;
+        Ok(())
+    }
+
+    /// Paths of a run's artifacts (recursively), files only.
+    pub fn list_artifacts(&self, run_id: &str) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut folders = vec![String::new()];
+        while let Some(folder) = folders.pop() {
+            let v = self.get("artifacts/list", &[("run_id", run_id), ("path", &folder)])?;
+            for f in v["files"].as_array().cloned().unwrap_or_default() {
+                let path = f["path"].as_str().unwrap_or_default().to_string();
+                if f["is_dir"].as_bool() == Some(true) {
+                    folders.push(path);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    /// Registers the run's artifact folder `artifact_path` as a new version of model `name`
+    /// (created if needed) and points `alias` at it; a version already made from this run is
+    /// reused, so a retry does not register twice. Returns the version.
+    pub fn register_model(&self, name: &str, run_id: &str, artifact_path: &str, alias: &str) -> Result<String> {
+        match self.post("registered-models/create", &json!({ "name": name })) {
+            Err(e) if e.error_code() != Some("RESOURCE_ALREADY_EXISTS") => return Err(e),
+            _ => {}
+        }
+        let filter = format!("name='{name}' and run_id='{run_id}'");
+        let existing = self.get("model-versions/search", &[("filter", &filter)])?;
+        let version = match existing["model_versions"].as_array().and_then(|v| v.first()) {
+            Some(v) => v["version"].as_str().unwrap_or_default().to_string(),
+            None => {
+                let source = format!("{}/{artifact_path}", self.get_run(run_id)?["info"]["artifact_uri"].as_str().unwrap_or_default());
+                let v = self.post("model-versions/create", &json!({ "name": name, "source": source, "run_id": run_id }))?;
+                v["model_version"]["version"].as_str().unwrap_or_default().to_string()
+            }
+        };
+        self.post("registered-models/alias", &json!({ "name": name, "alias": alias, "version": version }))?;
+        Ok(version)
+    }
+}

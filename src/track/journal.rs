@@ -1,0 +1,194 @@
+//! The local record of a tracked training: every tracking event is appended to
+//! `events.jsonl` before anything is sent, and [`sync`] delivers the events to a server in order,
+//! remembering per server how far it got. Delivery is idempotent (runs are found again by their
+//! `food101.run` tag, metric points carry fixed timestamps, a model version is looked up before
+//! it is made), so an interrupted sync resumed later delivers each event exactly once.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::client::{Metric, MlflowClient, MlflowError};
+use crate::error::Result;
+
+pub type Pairs = Vec<(String, String)>;
+
+/// One thing to tell MLflow. Runs are named by local ids until the server gives them theirs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    StartRun { run: String, parent: Option<String>, experiment: String, name: String, start_time: i64, tags: Pairs },
+    Log { run: String, metrics: Vec<Metric>, params: Pairs, tags: Pairs },
+    /// `file` is a copy inside the journal, so the artifact survives the run's output folder.
+    Artifact { run: String, path: String, file: PathBuf },
+    EndRun { run: String, status: String, end_time: i64 },
+    RegisterModel { run: String, name: String, artifact_path: String, alias: String },
+}
+
+/// How far one server has been told about one journal (`sync-<server>.json`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Delivery {
+    pub uri: String,
+    /// Events `0..delivered` are on the server.
+    pub delivered: usize,
+    /// Local run id → the server's run id.
+    pub runs: BTreeMap<String, String>,
+    pub experiments: BTreeMap<String, String>,
+    /// Events the server refused (4xx), with its answer; they are not retried.
+    pub rejected: Vec<(usize, String)>,
+}
+
+/// The events of one tracked training, in a folder.
+#[derive(Debug)]
+pub struct Journal {
+    dir: PathBuf,
+    events: Vec<Event>,
+}
+
+impl Journal {
+    /// Opens the journal in `dir`, creating the folder if needed.
+    pub fn open(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir)?;
+        let events = match std::fs::read_to_string(dir.join("events.jsonl")) {
+            // A line cut by a crash is the only one that can be unreadable: it was never acknowledged.
+            Ok(text) => text.lines().filter_map(|l| serde_json::from_str(l).ok()).collect(),
+            Err(_) => Vec::new(),
+        };
+        Ok(Self { dir: dir.to_path_buf(), events })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// Appends an event durably.
+    pub fn append(&mut self, event: Event) -> Result<()> {
+        let mut file = OpenOptions::new().create(true).append(true).open(self.dir.join("events.jsonl"))?;
+        file.write_all(format!("{}\n", serde_json::to_string(&event)?).as_bytes())?;
+        file.sync_data()?;
+        self.events.push(event);
+        Ok(())
+    }
+
+    /// Keeps a copy of an artifact's bytes and returns where.
+    pub fn store_artifact(&self, run: &str, path: &str, bytes: &[u8]) -> Result<PathBuf> {
+        let file = self.dir.join("artifacts").join(run).join(path);
+        crate::cache::write_atomic(&file, bytes)?;
+        Ok(file)
+    }
+
+    fn delivery_path(&self, uri: &str) -> PathBuf {
+        let name: String = uri.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect();
+        self.dir.join(format!("sync-{name}.json"))
+    }
+
+    pub fn delivery(&self, uri: &str) -> Delivery {
+        std::fs::read_to_string(self.delivery_path(uri))
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_else(|| Delivery { uri: uri.to_string(), ..Delivery::default() })
+    }
+
+    fn save_delivery(&self, d: &Delivery) -> Result<()> {
+        crate::cache::write_atomic(&self.delivery_path(&d.uri), serde_json::to_string_pretty(d)?.as_bytes())
+    }
+
+    /// The server's id of a local run, once delivered.
+    pub fn server_run_id(&self, uri: &str, run: &str) -> Option<String> {
+        self.delivery(uri).runs.get(run).cloned()
+    }
+}
+
+/// What a sync did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SyncReport {
+    pub delivered: usize,
+    pub pending: usize,
+    pub rejected: usize,
+}
+
+/// Sends the journal's undelivered events, in order. Stops at the first event the server cannot
+/// take now (unreachable, 5xx), returning that error after saving the progress; events the server
+/// refuses (4xx) are recorded as rejected and skipped.
+pub fn sync(journal: &Journal, client: &MlflowClient) -> std::result::Result<SyncReport, (SyncReport, MlflowError)> {
+    let mut d = journal.delivery(client.uri());
+    let mut report = SyncReport::default();
+    while d.delivered < journal.events.len() {
+        let index = d.delivered;
+        match deliver(&journal.events[index], client, &mut d) {
+            Ok(()) => report.delivered += 1,
+            Err(e @ MlflowError::Api { status, .. }) if (400..500).contains(&status) && status != 429 => {
+                d.rejected.push((index, e.to_string()));
+                report.rejected += 1;
+            }
+            Err(e) => {
+                report.pending = journal.events.len() - index;
+                let _ = journal.save_delivery(&d);
+                return Err((report, e));
+            }
+        }
+        d.delivered = index + 1;
+        if let Err(e) = journal.save_delivery(&d) {
+            let message = format!("cannot record sync progress in {}: {e}", journal.dir.display());
+            return Err((report, MlflowError::Unreachable { uri: client.uri().into(), message }));
+        }
+    }
+    Ok(report)
+}
+
+fn run_id(d: &Delivery, run: &str) -> std::result::Result<String, MlflowError> {
+    d.runs.get(run).cloned().ok_or_else(|| MlflowError::Api {
+        endpoint: "journal".into(),
+        status: 400,
+        error_code: "UNKNOWN_LOCAL_RUN".into(),
+        message: format!("run `{run}` was never started in this journal"),
+    })
+}
+
+fn deliver(event: &Event, client: &MlflowClient, d: &mut Delivery) -> std::result::Result<(), MlflowError> {
+    match event {
+        Event::StartRun { run, parent, experiment, name, start_time, tags } => {
+            let experiment_id = match d.experiments.get(experiment) {
+                Some(id) => id.clone(),
+                None => client.experiment_id(experiment)?,
+            };
+            d.experiments.insert(experiment.clone(), experiment_id.clone());
+            // A run created by an attempt whose answer was lost is found by its tag.
+            let found = client.search_runs(&experiment_id, &format!("tags.`food101.run` = '{run}'"))?;
+            let id = match found.first() {
+                Some(r) => r["info"]["run_id"].as_str().unwrap_or_default().to_string(),
+                None => {
+                    let mut tags = tags.clone();
+                    tags.push(("food101.run".into(), run.clone()));
+                    if let Some(parent) = parent {
+                        tags.push(("mlflow.parentRunId".into(), run_id(d, parent)?));
+                    }
+                    client.create_run(&experiment_id, name, *start_time, &tags)?
+                }
+            };
+            d.runs.insert(run.clone(), id);
+        }
+        Event::Log { run, metrics, params, tags } => client.log_batch(&run_id(d, run)?, metrics, params, tags)?,
+        Event::Artifact { run, path, file } => {
+            let bytes = std::fs::read(file).map_err(|e| MlflowError::Api {
+                endpoint: "journal".into(),
+                status: 400,
+                error_code: "ARTIFACT_MISSING".into(),
+                message: format!("{}: {e}", file.display()),
+            })?;
+            client.log_artifact(&run_id(d, run)?, path, bytes)?;
+        }
+        Event::EndRun { run, status, end_time } => client.end_run(&run_id(d, run)?, status, *end_time)?,
+        Event::RegisterModel { run, name, artifact_path, alias } => {
+            client.register_model(name, &run_id(d, run)?, artifact_path, alias)?;
+        }
+    }
+    Ok(())
+}
