@@ -3,8 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use food101::candle_core::{DType, Device, Tensor};
-use food101::candle_nn::{VarBuilder, VarMap};
+use food101::candle_core::{Device, Tensor};
+use food101::candle_nn::VarMap;
+use rand::SeedableRng;
 use food101::{ClassifierHead, MobileNetV2, MobileNetV2Config};
 
 fn small_model() -> MobileNetV2 {

@@ -167,12 +167,14 @@ fn train(args: &TrainArgs, model: MobileNetV2, dataset: Dataset, config: TrainCo
     evaluation.save_predictions_csv(&out.join("predictions.csv"))?;
     evaluation.save_confusion_csv(&out.join("confusion.csv"))?;
     trainer.history().save(&out.join("history.json"))?;
+    food101::viz::history_chart(trainer.history())?.save(out.join("history.svg"))?;
+    food101::viz::confusion_matrix(&evaluation).save(out.join("confusion.svg"))?;
     if let Some(path) = &args.history_json {
         trainer.history().save(path)?;
     }
     if let Some(tracker) = &tracker {
         tracker.log_artifact_dir("model", &model_dir)?;
-        for file in ["history.json", "evaluation.json", "confusion.csv", "predictions.csv"] {
+        for file in ["history.json", "history.svg", "evaluation.json", "confusion.csv", "confusion.svg", "predictions.csv"] {
             tracker.log_artifact(file, &out.join(file))?;
         }
         tracker.register_model(&args.register_as, "model", "latest")?;
