@@ -2,11 +2,12 @@
 //!
 //! The flow follows the original Keras project: a frozen ImageNet MobileNetV2 with a new head
 //! (phase 1), then the last 50 Keras layers unfrozen (phase 2). Notebooks import this crate with
-//! `:dep food101 = { path = ".." }` and can name candle's types through [`candle_core`] and
-//! [`candle_nn`].
+//! `:dep food101 = { path = ".." }` and can name the types of the crates it builds on through
+//! its re-exports: [`candle_core`], [`candle_nn`] and [`image`].
 
 pub use candle_core;
 pub use candle_nn;
+pub use image;
 
 pub mod cache;
 pub mod data;

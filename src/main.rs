@@ -24,15 +24,8 @@ struct Cli {
 enum Command {
     /// Top-K classes of images with a trained model folder or a classifier checkpoint.
     Predict {
-        /// A folder written by `food101 train` (model.safetensors, labels.txt, config.json).
-        #[arg(long, conflicts_with = "weights", required_unless_present = "weights")]
-        model: Option<PathBuf>,
-        /// Safetensors weights with a classifier (Keras or timm names).
-        #[arg(long)]
-        weights: Option<PathBuf>,
-        /// Labels file, one per line (default: labels.txt or imagenet_labels.txt beside the weights).
-        #[arg(long)]
-        labels: Option<PathBuf>,
+        #[command(flatten)]
+        classifier: ClassifierArgs,
         #[arg(long, default_value_t = 5)]
         top: usize,
         /// Print one JSON array instead of text.
@@ -46,14 +39,8 @@ enum Command {
     Train(Box<TrainArgs>),
     /// The web demo: a page to upload a photo and see the top-5, and a JSON API.
     Serve {
-        /// A folder written by `food101 train`.
-        #[arg(long, conflicts_with = "weights", required_unless_present = "weights")]
-        model: Option<PathBuf>,
-        /// Safetensors weights with a classifier (Keras or timm names), e.g. the ImageNet ones.
-        #[arg(long)]
-        weights: Option<PathBuf>,
-        #[arg(long)]
-        labels: Option<PathBuf>,
+        #[command(flatten)]
+        classifier: ClassifierArgs,
         /// Listen address; only loopback unless told otherwise.
         #[arg(long, default_value = "127.0.0.1")]
         host: std::net::IpAddr,
@@ -91,6 +78,30 @@ enum Command {
     },
 }
 
+/// Which classifier to load: a trained model folder, or a checkpoint with a classifier.
+#[derive(clap::Args)]
+struct ClassifierArgs {
+    /// A folder written by `food101 train` (model.safetensors, labels.txt, config.json).
+    #[arg(long, conflicts_with = "weights", required_unless_present = "weights")]
+    model: Option<PathBuf>,
+    /// Safetensors weights with a classifier (Keras or timm names), e.g. the ImageNet ones.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// Labels file, one per line (default: labels.txt or imagenet_labels.txt beside the weights).
+    #[arg(long)]
+    labels: Option<PathBuf>,
+}
+
+impl ClassifierArgs {
+    fn load(&self, device: &Device) -> Result<ImageClassifier> {
+        Ok(match (&self.model, &self.weights) {
+            (Some(dir), _) => ImageClassifier::from_dir(dir, device)?,
+            (None, Some(weights)) => ImageClassifier::from_weights(weights, self.labels.as_deref(), device)?,
+            (None, None) => anyhow::bail!("give --model DIR or --weights FILE"),
+        })
+    }
+}
+
 #[derive(Subcommand)]
 enum MlflowCommand {
     /// Send the events of runs recorded while no server was reachable (each exactly once).
@@ -125,8 +136,8 @@ fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Train(args) => train::run(*args, &device)?,
         Command::Mlflow { command: MlflowCommand::Sync { uri, journals } } => sync_journals(uri, journals)?,
-        Command::Serve { model, weights, labels, host, port, max_mb, examples } => {
-            let classifier = classifier(model.as_deref(), weights.as_deref(), labels.as_deref(), &device)?;
+        Command::Serve { classifier, host, port, max_mb, examples } => {
+            let classifier = classifier.load(&device)?;
             let examples = match examples {
                 Some(dir) => {
                     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)?.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect();
@@ -138,8 +149,8 @@ fn main() -> Result<()> {
             let config = food101::serve::ServeConfig { max_bytes: max_mb << 20, examples, ..Default::default() };
             food101::serve::run(classifier, std::net::SocketAddr::new(host, port), config)?;
         }
-        Command::Predict { model, weights, labels, top, json, images } => {
-            let classifier = classifier(model.as_deref(), weights.as_deref(), labels.as_deref(), &device)?;
+        Command::Predict { classifier, top, json, images } => {
+            let classifier = classifier.load(&device)?;
             let mut out = Vec::new();
             for image in &images {
                 let top = classifier.predict_file(image, top)?;
@@ -242,11 +253,3 @@ fn sync_journals(uri: Option<String>, journals: Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
-/// A trained model folder, or a classifier checkpoint with its labels.
-fn classifier(model: Option<&std::path::Path>, weights: Option<&std::path::Path>, labels: Option<&std::path::Path>, device: &Device) -> Result<ImageClassifier> {
-    Ok(match (model, weights) {
-        (Some(dir), _) => ImageClassifier::from_dir(dir, device)?,
-        (None, Some(weights)) => ImageClassifier::from_weights(weights, labels, device)?,
-        (None, None) => anyhow::bail!("give --model DIR or --weights FILE"),
-    })
-}
