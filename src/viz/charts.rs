@@ -37,7 +37,14 @@ pub fn history_chart(history: &History) -> Result<Svg> {
                 .y_label_area_size(52)
                 .build_cartesian_2d(0.5..epochs + 0.5, lo..hi)
                 .map_err(plot_error)?;
-            chart.configure_mesh().x_desc("epoch").max_light_lines(2).draw().map_err(plot_error)?;
+            chart
+                .configure_mesh()
+                .x_desc("epoch")
+                .x_labels(history.epochs.len().clamp(2, 20))
+                .x_label_formatter(&|x| format!("{x:.0}"))
+                .max_light_lines(2)
+                .draw()
+                .map_err(plot_error)?;
             for (name, values, color) in [("training", &train, BLUE), ("validation", &validation, RED)] {
                 let points = values.iter().enumerate().map(|(i, v)| ((i + 1) as f64, *v));
                 chart
