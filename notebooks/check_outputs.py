@@ -1,7 +1,8 @@
 """Fails when an executed notebook has an error output or fewer pictures than it should.
 
 Each notebook states in its metadata (`food101.rich_outputs`) how many image/svg+xml or image/png
-outputs it draws; evcxr reports a failed cell as an `error` output.
+outputs it draws. evcxr reports a cell that does not compile or returns an error as an `error`
+output, but a panic only as text on the output stream, so panics are looked for there.
 """
 import json
 import sys
@@ -15,6 +16,10 @@ for path in sys.argv[1:]:
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
                 errors.append(f"cell {i}: {out.get('ename')}: {out.get('evalue')}")
+            text = "".join(out.get("text", []))
+            if "panicked at" in text:
+                where, *message = text.split("panicked at", 1)[1].strip().splitlines()[:2]
+                errors.append(f"cell {i}: panicked at {where} {' '.join(message)}")
             data = out.get("data", {})
             pictures += int("image/svg+xml" in data or "image/png" in data)
     ok = not errors and pictures >= expected

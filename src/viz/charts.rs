@@ -92,7 +92,7 @@ pub fn bar_chart(title: &str, bars: &[(String, f64)]) -> Result<Svg> {
             .disable_y_mesh()
             .y_labels(n)
             .y_label_formatter(&|v| match v {
-                SegmentValue::CenterOf(i) => labels.get(n - 1 - *i).cloned().unwrap_or_default(),
+                SegmentValue::CenterOf(i) => (n - 1).checked_sub(*i).and_then(|k| labels.get(k)).cloned().unwrap_or_default(),
                 _ => String::new(),
             })
             .draw()

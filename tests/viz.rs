@@ -1,0 +1,71 @@
+//! The pictures notebooks and MLflow show: each is a complete SVG with the labels it should carry.
+
+use food101::image::RgbImage;
+use food101::predict::Prediction;
+use food101::train::{EpochRecord, Evaluation, History, PhaseRecord};
+use food101::viz;
+
+fn record(epoch: usize, phase: &str, accuracy: f64) -> EpochRecord {
+    EpochRecord {
+        epoch,
+        phase: phase.into(),
+        loss: 1.0 / epoch as f64,
+        accuracy,
+        top5: 1.0,
+        val_loss: 1.2 / epoch as f64,
+        val_accuracy: accuracy - 0.05,
+        val_top5: 1.0,
+        learning_rate: 1e-3,
+        seconds: 1.0,
+        skipped: 0,
+    }
+}
+
+fn phase(name: &str, first_epoch: usize) -> PhaseRecord {
+    PhaseRecord { name: name.into(), first_epoch, epochs: 2, seconds: 1.0, cache_seconds: 0.0, cache_saved_seconds: 0.0 }
+}
+
+fn assert_svg(svg: &viz::Svg, texts: &[&str]) {
+    assert!(svg.0.starts_with("<svg") && svg.0.trim_end().ends_with("</svg>"), "{}", &svg.0[..svg.0.len().min(200)]);
+    for text in texts {
+        assert!(svg.0.contains(text), "`{text}` is not in the SVG");
+    }
+}
+
+#[test]
+fn the_history_chart_marks_where_fine_tuning_starts() {
+    let history = History {
+        epochs: vec![record(1, "feature_extraction", 0.6), record(2, "feature_extraction", 0.7), record(3, "fine_tune", 0.8), record(4, "fine_tune", 0.85)],
+        phases: vec![phase("feature_extraction", 1), phase("fine_tune", 3)],
+        evaluation: None,
+    };
+    assert_svg(&viz::history_chart(&history).unwrap(), &["Accuracy", "Loss", "training", "validation", "fine-tuning starts"]);
+    let one_phase = History { epochs: history.epochs[..2].to_vec(), phases: history.phases[..1].to_vec(), evaluation: None };
+    let svg = viz::history_chart(&one_phase).unwrap();
+    assert!(!svg.0.contains("fine-tuning starts"));
+}
+
+#[test]
+fn bar_charts_label_every_bar_whatever_their_number() {
+    for n in [1, 2, 3, 10, 25] {
+        let bars: Vec<(String, f64)> = (0..n).map(|i| (format!("class_{i}"), (n - i) as f64)).collect();
+        let svg = viz::bar_chart("Images per class", &bars).unwrap();
+        let labels: Vec<String> = bars.iter().map(|b| b.0.clone()).collect();
+        assert_svg(&svg, &labels.iter().map(String::as_str).chain(["Images per class"]).collect::<Vec<_>>());
+    }
+}
+
+#[test]
+fn image_grids_cards_and_confusion_matrices_carry_their_text() {
+    let photo = RgbImage::from_fn(64, 48, |x, y| food101::image::Rgb([x as u8 * 4, y as u8 * 5, 90]));
+    let grid = viz::image_grid(&[(photo.clone(), "pizza & <sushi>".into()), (photo.clone(), "ramen".into())], 2).unwrap();
+    assert_svg(&grid, &["data:image/png;base64,", "pizza &amp; &lt;sushi&gt;", "ramen"]);
+    assert_eq!(grid.0.matches("<image").count(), 2);
+    let top = vec![Prediction { index: 3, label: "hot_dog".into(), prob: 0.75 }, Prediction { index: 1, label: "burrito".into(), prob: 0.25 }];
+    assert_svg(&viz::prediction_card(&photo, &top).unwrap(), &["hot_dog", "75.0%", "burrito", "25.0%"]);
+    let mut evaluation = Evaluation::new(vec!["a".into(), "b".into()]);
+    let row = |p: [f32; 2]| p.map(f32::ln).to_vec();
+    evaluation.update(&[row([0.9, 0.1]), row([0.4, 0.6]), row([0.7, 0.3])], &[0, 1, 1], ["x", "y", "z"].map(Into::into));
+    let svg = viz::confusion_matrix(&evaluation);
+    assert_svg(&svg, &["a → a: 1", "b → a: 1", "b → b: 1"]);
+}
