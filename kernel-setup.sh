@@ -27,7 +27,8 @@ if command -v rustup >/dev/null 2>&1 && ! rustup component list --installed 2>/d
 fi
 
 # 2. The evcxr kernel, pinned and built with its lock file.
-if evcxr_jupyter --version 2>/dev/null | grep -q "$EVCXR_VERSION"; then
+# (evcxr_jupyter has no --version; cargo's list of installed binaries knows.)
+if cargo install --list 2>/dev/null | grep -q "^evcxr_jupyter v$EVCXR_VERSION:"; then
     say "evcxr_jupyter $EVCXR_VERSION is installed"
 else
     say "Building evcxr_jupyter $EVCXR_VERSION: this takes 10-20 minutes on 2 cores, once"
