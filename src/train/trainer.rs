@@ -241,8 +241,12 @@ impl Trainer {
     pub fn fit(&mut self, phase: Phase) -> Result<&History> {
         let done = self.history.epochs_in(&phase.name);
         if done >= phase.epochs {
+            let fresh = match &self.config.checkpoint_dir {
+                Some(dir) if self.config.resume => format!("delete {} and make a new Trainer", dir.display()),
+                _ => "make a new Trainer".into(),
+            };
             self.say(format!(
-                "{}: already trained ({done} of {} epochs), nothing to do. A further phase needs its own name (`Phase::named`), a fresh start a new Trainer.",
+                "{}: already trained ({done} of {} epochs), nothing to do. To train more, give the phase a new name (`Phase::named`); to start over, {fresh}.",
                 phase.name, phase.epochs
             ));
             return Ok(&self.history);
