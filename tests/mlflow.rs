@@ -76,8 +76,10 @@ fn a_training_is_tracked_with_params_metrics_artifacts_and_a_registered_model() 
     trainer.history().save(&history).unwrap();
     tracker.log_artifact("history.json", &history).unwrap();
     let model_name = unique("food101-test-model");
-    tracker.register_model(&model_name, "model", "latest").unwrap();
+    tracker.register_model(&model_name, "model", food101::track::DEFAULT_ALIAS).unwrap();
     assert!(tracker.finish(true).unwrap(), "everything delivered");
+    let delivery = Journal::open(&tracker.journal_dir()).unwrap().delivery(client.uri());
+    assert!(delivery.rejected.is_empty(), "the server refused events: {:?}", delivery.rejected);
 
     assert_complete(&client, &experiment);
     let run_id = tracker.run_id().unwrap();
@@ -95,7 +97,7 @@ fn a_training_is_tracked_with_params_metrics_artifacts_and_a_registered_model() 
     let versions = versions["model_versions"].as_array().unwrap();
     assert_eq!(versions.len(), 1);
     assert_eq!(versions[0]["run_id"], run_id.as_str());
-    let alias = client.get("registered-models/alias", &[("name", &model_name), ("alias", "latest")]).unwrap();
+    let alias = client.get("registered-models/alias", &[("name", &model_name), ("alias", food101::track::DEFAULT_ALIAS)]).unwrap();
     assert_eq!(alias["model_version"]["version"], versions[0]["version"]);
     assert!(tracker.run_url().unwrap().contains(&run_id));
 }

@@ -177,7 +177,7 @@ fn train(args: &TrainArgs, model: MobileNetV2, dataset: Dataset, config: TrainCo
         for file in ["history.json", "history.svg", "evaluation.json", "confusion.csv", "confusion.svg", "predictions.csv"] {
             tracker.log_artifact(file, &out.join(file))?;
         }
-        tracker.register_model(&args.register_as, "model", "latest")?;
+        tracker.register_model(&args.register_as, "model", food101::track::DEFAULT_ALIAS)?;
     }
     println!("model: {} (food101 predict --model {} IMAGE)", model_dir.display(), model_dir.display());
     Ok(())

@@ -7,4 +7,4 @@ pub mod tracker;
 
 pub use client::{Metric, MlflowClient, MlflowError};
 pub use journal::{sync, Event, Journal, SyncReport};
-pub use tracker::{journal_root, Tracker, DEFAULT_EXPERIMENT};
+pub use tracker::{journal_root, Tracker, DEFAULT_ALIAS, DEFAULT_EXPERIMENT};

@@ -16,6 +16,8 @@ use super::journal::{self, Event, Journal, Pairs};
 use crate::error::Result;
 use crate::train::{Callback, EpochRecord, History, Phase, PhaseRecord};
 
+/// The alias set on each newly registered version (MLflow reserves `latest`).
+pub const DEFAULT_ALIAS: &str = "champion";
 /// Default experiment, unless `MLFLOW_EXPERIMENT_NAME` says otherwise.
 pub const DEFAULT_EXPERIMENT: &str = "food101";
 /// After a failed delivery, wait this long before trying the server again.
@@ -197,6 +199,11 @@ impl State {
             Ok(report) => {
                 if self.warned && self.verbose {
                     println!("MLflow: {} is back; the waiting events were delivered", client.uri());
+                }
+                if report.rejected > 0 {
+                    let refused = self.journal.delivery(client.uri()).rejected;
+                    let last = refused.last().map_or(String::new(), |(_, why)| why.clone());
+                    println!("MLflow refused {} event(s), kept in {}: {last}", report.rejected, self.journal.dir().display());
                 }
                 self.warned = false;
                 self.last_failure = None;
