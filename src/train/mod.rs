@@ -10,6 +10,7 @@ pub mod history;
 pub mod metrics;
 pub mod phase;
 pub mod progress;
+mod source;
 pub mod trainer;
 
 pub use adam::{Adam, AdamConfig};

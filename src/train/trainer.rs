@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use candle_core::{Device, Var};
+use candle_core::Var;
 use candle_nn::{ops::log_softmax, VarMap};
 use md5::{Digest, Md5};
 use rand::SeedableRng;
@@ -18,7 +18,8 @@ use super::history::{EpochRecord, FinalEvaluation, History, PhaseRecord};
 use super::metrics::{Evaluation, Metrics};
 use super::phase::Phase;
 use super::progress::Progress;
-use crate::data::{Augment, Batch, DataLoader, Dataset, PipelineConfig, Preprocessing, Sample};
+use super::source::{mix, Source};
+use crate::data::{Augment, DataLoader, Dataset, PipelineConfig, Preprocessing, Sample};
 use crate::error::{Error, Result};
 use crate::model::{ClassifierHead, MobileNetV2, WeightFormat};
 use crate::predict::ExportInfo;
@@ -66,58 +67,6 @@ pub trait Callback {
     fn on_phase_begin(&mut self, _phase: &Phase, _first_epoch: usize) {}
     fn on_epoch_end(&mut self, _record: &EpochRecord) {}
     fn on_phase_end(&mut self, _phase: &PhaseRecord, _history: &History) {}
-}
-
-/// Where a phase's batches come from: cached activations at the input of unit `start`, or the
-/// images through the whole network (`start == 0`).
-struct Source {
-    start: usize,
-    cached: Option<(Arc<FeatureStore>, Arc<FeatureStore>)>,
-    train: DataLoader,
-    validation: DataLoader,
-}
-
-impl Source {
-    fn len(&self, train: bool) -> usize {
-        match (&self.cached, train) {
-            (Some((t, _)), true) => t.len(),
-            (Some((_, v)), false) => v.len(),
-            (None, true) => self.train.samples().len(),
-            (None, false) => self.validation.samples().len(),
-        }
-    }
-
-    /// Calls `f(batch_number, batch)` for the batches of an epoch; returns how many images were skipped.
-    fn for_each(&self, train: bool, epoch: u64, mut f: impl FnMut(usize, Batch) -> Result<()>) -> Result<usize> {
-        let loader = if train { &self.train } else { &self.validation };
-        match &self.cached {
-            Some((t, v)) => {
-                let store = if train { t } else { v };
-                // The loader's own order, so that cached and uncached runs see the same batches.
-                let rows: Vec<usize> = loader.order(epoch).into_iter().filter_map(|i| store.row_of(i)).collect();
-                for (b, chunk) in rows.chunks(loader.config().batch_size).enumerate() {
-                    f(b, store.batch(chunk, &Device::Cpu)?)?;
-                }
-                Ok(store.skipped().len())
-            }
-            None => {
-                let mut batches = loader.epoch(epoch);
-                for (b, batch) in batches.by_ref().enumerate() {
-                    f(b, batch?)?;
-                }
-                Ok(batches.stats().skipped.len())
-            }
-        }
-    }
-}
-
-/// A seed for one use of randomness, from the run's seed, the epoch and the batch.
-fn mix(seed: u64, epoch: u64, batch: u64) -> u64 {
-    let mut h = Md5::new();
-    h.update(seed.to_le_bytes());
-    h.update(epoch.to_le_bytes());
-    h.update(batch.to_le_bytes());
-    u64::from_le_bytes(h.finalize()[..8].try_into().expect("8 bytes"))
 }
 
 /// Trains a [`ClassifierHead`] on a [`MobileNetV2`] base over a [`Dataset`].
