@@ -33,6 +33,8 @@ struct Meta {
 /// Activations of one split, one fixed-size row per readable image, read back by row.
 pub struct FeatureStore {
     file: File,
+    /// The data file, named in read errors.
+    path: PathBuf,
     meta: Meta,
     row_len: usize,
     /// Row of each sample index (`None`: unreadable, not cached).
@@ -88,7 +90,7 @@ impl FeatureStore {
             rows[sample] = Some(row);
         }
         let row_len = meta.shape.iter().product();
-        Ok(Self { file: File::open(data_path)?, meta, row_len, rows, reused })
+        Ok(Self { file: File::open(data_path)?, path: data_path.to_path_buf(), meta, row_len, rows, reused })
     }
 
     /// The row holding sample `index` of the loader the cache was built from.
@@ -119,7 +121,7 @@ impl FeatureStore {
         let mut buf = vec![0u8; bytes];
         let mut values = Vec::with_capacity(rows.len() * self.row_len);
         for &row in rows {
-            self.file.read_exact_at(&mut buf, (row * bytes) as u64).map_err(|e| cache_error(&self.file_hint(), e))?;
+            self.file.read_exact_at(&mut buf, (row * bytes) as u64).map_err(|e| cache_error(&self.path, e))?;
             values.extend(buf.chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])));
         }
         let mut shape = vec![rows.len()];
@@ -129,10 +131,6 @@ impl FeatureStore {
             labels: Tensor::from_vec(rows.iter().map(|&r| self.meta.labels[r]).collect::<Vec<_>>(), rows.len(), device)?,
             indices: rows.iter().map(|&r| self.meta.samples[r]).collect(),
         })
-    }
-
-    fn file_hint(&self) -> PathBuf {
-        PathBuf::from(format!("feature cache ({} rows of {:?})", self.len(), self.meta.shape))
     }
 }
 
