@@ -62,13 +62,13 @@ fn finite_difference_check(f: &dyn Fn(&[Tensor]) -> Tensor, inputs: &[Var], whic
 
 /// Stock candle, with the padded input cropped to the rows and columns the windows reach: candle's
 /// conv2d backward returns a wrongly shaped gradient when a stride-2 window leaves a row unused.
-fn stock_depthwise(x: &Tensor, w: &Tensor, stride: usize, p: Pad) -> Tensor {
-    let c = x.dim(1).unwrap();
+fn stock_conv(x: &Tensor, w: &Tensor, stride: usize, p: Pad, groups: usize) -> Tensor {
+    let k = w.dim(2).unwrap();
     let padded = x.pad_with_zeros(2, p[0], p[1]).unwrap().pad_with_zeros(3, p[2], p[3]).unwrap();
     let (_, _, hp, wp) = padded.dims4().unwrap();
-    let used = |n: usize| (n - 3) / stride * stride + 3;
+    let used = |n: usize| (n - k) / stride * stride + k;
     let cropped = padded.narrow(2, 0, used(hp)).unwrap().narrow(3, 0, used(wp)).unwrap();
-    cropped.conv2d(w, 0, stride, 1, c).unwrap()
+    cropped.conv2d(w, 0, stride, 1, groups).unwrap()
 }
 
 #[test]
@@ -79,7 +79,7 @@ fn depthwise_matches_stock_candle_and_finite_differences() {
                 let inputs = [randn(&[2, 5, h, w]), randn(&[5, 1, 3, 3])];
                 let what = format!("depthwise {h}x{w} stride {stride} pad {pad:?}");
                 let ours = |t: &[Tensor]| engine::depthwise_conv3x3(&t[0], &t[1], stride, pad).unwrap();
-                let stock = |t: &[Tensor]| stock_depthwise(&t[0], &t[1], stride, pad);
+                let stock = |t: &[Tensor]| stock_conv(&t[0], &t[1], stride, pad, 5);
                 compare(&ours, &stock, &inputs, &what);
                 finite_difference_check(&ours, &inputs, 0, 0.1, &what);
                 finite_difference_check(&ours, &inputs, 1, 0.1, &what);
@@ -146,5 +146,26 @@ fn folded_kernels_equal_conv_then_batchnorm() {
             let fused = engine::depthwise_conv3x3_bn(&x, &dw, stride, pad, bn.clone()).unwrap();
             assert!(max_diff(&fused, &unfused) < 1e-4, "depthwise stride {stride}");
         }
+    }
+}
+
+#[test]
+fn dense_conv_matches_stock_candle_and_finite_differences() {
+    // The stem's 3x3 stride 2 with Keras' asymmetric padding, and other sizes and paddings.
+    for (k, stride, pad, (h, w)) in [(3, 2, [0, 1, 0, 1], (8, 9)), (3, 1, [1, 1, 1, 1], (5, 6)), (2, 2, [0, 0, 0, 0], (7, 7))] {
+        let x = Tensor::randn(0f32, 1.0, (2, 3, h, w), &Device::Cpu).unwrap();
+        let inputs = [randn(&[4, 3, k, k])];
+        let ours = |t: &[Tensor]| engine::conv2d_dense(&x, &t[0], stride, pad).unwrap();
+        let stock = |t: &[Tensor]| stock_conv(&x, &t[0], stride, pad, 1);
+        let what = format!("dense {k}x{k} stride {stride} pad {pad:?} on {h}x{w}");
+        compare(&ours, &stock, &inputs, &what);
+        finite_difference_check(&ours, &inputs, 0, 0.1, &what);
+
+        use food101::engine::FoldedBn;
+        let bn = FoldedBn { scale: vec![0.5, -1.0, 2.0, 1.5], shift: vec![0.1, 3.0, -0.2, 1.0], relu6: true };
+        let (scale, shift) = (Tensor::new(&bn.scale[..], &Device::Cpu).unwrap(), Tensor::new(&bn.shift[..], &Device::Cpu).unwrap());
+        let w = inputs[0].as_tensor();
+        let unfused = engine::affine_act(&engine::conv2d_dense(&x, w, stride, pad).unwrap(), &scale, &shift, true).unwrap();
+        assert!(max_diff(&engine::conv2d_dense_bn(&x, w, stride, pad, bn).unwrap(), &unfused) < 1e-4, "{what}: folded");
     }
 }

@@ -232,9 +232,15 @@ impl CustomOp2 for Forward {
     fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
         let grad = grad.contiguous()?;
         let (_, _, h, wd) = x.dims4()?;
-        let dx = grad.apply_op2_no_bwd(w, &BackwardData { stride: self.stride, pad: self.pad, h, w: wd })?;
-        let dw = x.apply_op2_no_bwd(&grad, &BackwardFilter { stride: self.stride, pad: self.pad })?;
-        Ok((Some(dx), Some(dw)))
+        let dx = match x.track_op() {
+            true => Some(grad.apply_op2_no_bwd(w, &BackwardData { stride: self.stride, pad: self.pad, h, w: wd })?),
+            false => None,
+        };
+        let dw = match w.track_op() {
+            true => Some(x.apply_op2_no_bwd(&grad, &BackwardFilter { stride: self.stride, pad: self.pad })?),
+            false => None,
+        };
+        Ok((dx, dw))
     }
 }
 

@@ -3,10 +3,13 @@
 //! The model calls these on CPU f32 tensors and falls back to stock candle ops elsewhere (CUDA).
 
 mod affine;
+mod conv;
 mod depthwise;
+mod matmul;
 mod pointwise;
 
 pub use affine::affine_act;
+pub use conv::{conv2d_dense, conv2d_dense_bn};
 pub use depthwise::{depthwise_conv3x3, depthwise_conv3x3_bn, Pad};
 pub use pointwise::{pointwise_conv, pointwise_conv_bn};
 
@@ -33,14 +36,15 @@ pub fn supports(x: &Tensor) -> bool {
 static KEEP_FREED_MEMORY: std::sync::Once = std::sync::Once::new();
 
 /// Every op allocates its output; glibc serves large blocks with fresh `mmap`s and unmaps them on
-/// free, so each step page-faults its activations in again (a fifth of inference time). Raising the
-/// mmap threshold to its 32 MB maximum and keeping freed memory mapped lets steps reuse it, as the
+/// free, so each step page-faults its activations in again (a fifth of inference time, and a
+/// tenth of a training step for the blocks over 32 MB, such as a batch of 112x112 activations).
+/// Serving every block from the heap and never trimming it lets steps reuse freed memory, as the
 /// arena allocators of TensorFlow and PyTorch do. Process-wide, once, and only on glibc.
 fn keep_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator tunables; it is safe to call at any time.
     unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_MMAP_MAX, 0);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
         libc::mallopt(libc::M_TOP_PAD, 512 << 20);
     }
@@ -76,6 +80,16 @@ struct Epilogue {
 
 impl Epilogue {
     const IDENTITY: Self = Self { bias: 0.0, lo: f32::NEG_INFINITY, hi: f32::INFINITY };
+
+    /// Applies the epilogue to `values` in place.
+    fn apply(self, values: &mut [f32]) {
+        apply_epilogue(values, self)
+    }
+}
+
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+fn apply_epilogue(values: &mut [f32], e: Epilogue) {
+    values.iter_mut().for_each(|v| *v = (*v + e.bias).max(e.lo).min(e.hi));
 }
 
 /// A `len`-element output that `fill` writes completely, without zeroing it first: the kernels

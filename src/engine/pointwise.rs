@@ -7,51 +7,8 @@ use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::{contiguous_f32, dims4, uninit_output, Epilogue, FoldedBn};
-
-/// Row-major matrix views for [`matmul`]: `(data, rows, cols, transposed)`.
-struct Mat<'a> {
-    data: &'a [f32],
-    rows: usize,
-    cols: usize,
-    /// Read the stored `cols x rows` matrix transposed.
-    transposed: bool,
-}
-
-impl<'a> Mat<'a> {
-    fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        Self { data, rows, cols, transposed: false }
-    }
-
-    fn t(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        Self { data, rows, cols, transposed: true }
-    }
-
-    /// `(column stride, row stride)` of the logical `rows x cols` matrix.
-    fn strides(&self) -> (isize, isize) {
-        if self.transposed {
-            (self.rows as isize, 1)
-        } else {
-            (1, self.cols as isize)
-        }
-    }
-}
-
-/// `dst (m x n) = a (m x k) · b (k x n)`, plus `dst` itself when `accumulate` (otherwise `dst`
-/// is only written, never read).
-fn matmul(dst: &mut [f32], a: &Mat, b: &Mat, accumulate: bool, parallelism: Parallelism) {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert!(b.rows == k && dst.len() == m * n && a.data.len() == m * k && b.data.len() == k * n);
-    let ((a_cs, a_rs), (b_cs, b_rs)) = (a.strides(), b.strides());
-    // SAFETY: the three buffers hold exactly the m x k, k x n and m x n elements the strides
-    // address (asserted above), and `dst` is borrowed mutably, so it aliases neither input.
-    unsafe {
-        gemm::gemm(
-            m, n, k, dst.as_mut_ptr(), 1, n as isize, accumulate, a.data.as_ptr(), a_cs, a_rs,
-            b.data.as_ptr(), b_cs, b_rs, 1.0, 1.0, false, false, false, parallelism,
-        );
-    }
-}
+use super::matmul::{matmul, Mat};
+use super::{contiguous_f32, dims4, uninit_output, FoldedBn};
 
 /// Below this many pixels per image (the 14x14 and 7x7 layers), per-image multiplies are too thin
 /// to be efficient: the batch is regrouped channel-major (`[C, N * H * W]`) so that one multiply
@@ -117,23 +74,19 @@ impl CustomOp2 for Forward {
         let y = uninit_output(n * c_out * hw, |y| {
             matmul_images(y, &Mat::new(&folded, c_out, c_in), x, n, hw);
             if let Some(bn) = &self.bn {
-                y.par_chunks_mut(hw).enumerate().for_each(|(plane, row)| apply_epilogue(row, bn.epilogue(plane % c_out)));
+                y.par_chunks_mut(hw).enumerate().for_each(|(plane, row)| bn.epilogue(plane % c_out).apply(row));
             }
         });
         Ok((CpuStorage::F32(y), Shape::from((n, c_out, h, w))))
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+        // Only for what the graph needs: the first trainable layer's input is frozen activations.
         let grad = grad.contiguous()?;
-        let dx = grad.apply_op2_no_bwd(w, &BackwardData)?;
-        let dw = grad.apply_op2_no_bwd(x, &BackwardFilter)?;
-        Ok((Some(dx), Some(dw)))
+        let dx = if x.track_op() { Some(grad.apply_op2_no_bwd(w, &BackwardData)?) } else { None };
+        let dw = if w.track_op() { Some(grad.apply_op2_no_bwd(x, &BackwardFilter)?) } else { None };
+        Ok((dx, dw))
     }
-}
-
-#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
-fn apply_epilogue(row: &mut [f32], e: Epilogue) {
-    row.iter_mut().for_each(|v| *v = (*v + e.bias).max(e.lo).min(e.hi));
 }
 
 /// `dX[n] = Wᵀ · G[n]`, from `(grad, w)`.

@@ -46,9 +46,7 @@ impl ConvNorm {
         if engine::supports(x) && !x.track_op() && !t.trains(self.norm.index) {
             let (scale, shift) = self.norm.scale_shift(t)?;
             let bn = FoldedBn { scale: scale.to_vec1()?, shift: shift.to_vec1()?, relu6: self.activation };
-            if let Some(y) = self.conv.forward_folded(x, bn)? {
-                return Ok(y);
-            }
+            return self.conv.forward_folded(x, bn);
         }
         self.norm.forward(&self.conv.forward(x, t)?, t, self.activation)
     }

@@ -98,18 +98,17 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
-    /// This convolution with a frozen BatchNorm folded in, when the engine has a fused kernel
-    /// for it (depthwise and 1x1); inference only.
-    pub fn forward_folded(&self, x: &Tensor, bn: FoldedBn) -> Result<Option<Tensor>> {
+    /// This convolution with a frozen BatchNorm folded in; inference only, engine tensors only.
+    pub fn forward_folded(&self, x: &Tensor, bn: FoldedBn) -> Result<Tensor> {
         let weight = self.weight.detach();
+        let pad = pad_amounts(x, self.padding, self.kernel_size, self.stride)?;
         if self.groups > 1 {
-            let pad = pad_amounts(x, self.padding, self.kernel_size, self.stride)?;
-            return Ok(Some(engine::depthwise_conv3x3_bn(x, &weight, self.stride, pad, bn)?));
+            engine::depthwise_conv3x3_bn(x, &weight, self.stride, pad, bn)
+        } else if self.kernel_size == 1 && self.stride == 1 {
+            engine::pointwise_conv_bn(x, &weight, bn)
+        } else {
+            engine::conv2d_dense_bn(x, &weight, self.stride, pad, bn)
         }
-        if self.kernel_size == 1 && self.stride == 1 {
-            return Ok(Some(engine::pointwise_conv_bn(x, &weight, bn)?));
-        }
-        Ok(None)
     }
 
     pub fn forward(&self, x: &Tensor, t: Trainability) -> Result<Tensor> {
@@ -121,6 +120,10 @@ impl Conv2d {
             }
             if self.kernel_size == 1 && self.stride == 1 {
                 return engine::pointwise_conv(x, &weight);
+            }
+            // The stem: its kernel has no input gradient, which images do not need.
+            if !x.track_op() {
+                return engine::conv2d_dense(x, &weight, self.stride, pad);
             }
         }
         let [top, bottom, left, right] = pad;
