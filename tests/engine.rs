@@ -1,5 +1,6 @@
-//! The engine's custom ops against stock candle ops (values and gradients) and against finite
-//! differences, on odd sizes, both strides and both padding conventions.
+//! The engine's convolutions (with their bias and ReLU6) against stock candle ops (values and
+//! gradients) and against finite differences, on odd sizes, both strides and both padding
+//! conventions.
 
 use food101::candle_core::{DType, Device, Tensor, Var};
 use food101::engine::{self, Pad};
@@ -71,101 +72,68 @@ fn stock_conv(x: &Tensor, w: &Tensor, stride: usize, p: Pad, groups: usize) -> T
     cropped.conv2d(w, 0, stride, 1, groups).unwrap()
 }
 
+/// `act(conv + bias)` with stock candle ops.
+fn stock_epilogue(conv: Tensor, bias: &Tensor, relu6: bool) -> Tensor {
+    let c = bias.dim(0).unwrap();
+    let y = conv.broadcast_add(&bias.reshape((1, c, 1, 1)).unwrap()).unwrap();
+    if relu6 { y.clamp(0f32, 6f32).unwrap() } else { y }
+}
+
+/// A bias that puts outputs on both sides of ReLU6's two edges.
+fn bias(c: usize) -> Var {
+    Var::from_tensor(&(Tensor::randn(0f32, 2.0, c, &Device::Cpu).unwrap() + 2.0).unwrap()).unwrap()
+}
+
+/// Ours against stock candle (values and all gradients) with and without ReLU6, and against
+/// finite differences without it (a linear map: a large step is exact). With ReLU6, the mask's
+/// correctness shows in the comparison with stock candle, whose clamp has its own backward.
+fn check_conv(ours: &dyn Fn(&[Tensor], bool) -> Tensor, stock: &dyn Fn(&[Tensor]) -> Tensor, inputs: &[Var], what: &str) {
+    for relu6 in [true, false] {
+        let what = format!("{what} relu6={relu6}");
+        let stock = |t: &[Tensor]| stock_epilogue(stock(t), &t[t.len() - 1], relu6);
+        compare(&|t: &[Tensor]| ours(t, relu6), &stock, inputs, &what);
+        if !relu6 {
+            for which in 0..inputs.len() {
+                finite_difference_check(&|t: &[Tensor]| ours(t, false), inputs, which, 0.1, &what);
+            }
+        }
+    }
+}
+
 #[test]
 fn depthwise_matches_stock_candle_and_finite_differences() {
     for (h, w) in [(7, 9), (8, 6), (5, 5)] {
         for stride in [1, 2] {
             for pad in [[1, 1, 1, 1], [0, 1, 0, 1], [1, 1, 0, 1], [0, 0, 0, 0]] {
-                let inputs = [randn(&[2, 5, h, w]), randn(&[5, 1, 3, 3])];
-                let what = format!("depthwise {h}x{w} stride {stride} pad {pad:?}");
-                let ours = |t: &[Tensor]| engine::depthwise_conv3x3(&t[0], &t[1], stride, pad).unwrap();
+                let inputs = [randn(&[2, 5, h, w]), randn(&[5, 1, 3, 3]), bias(5)];
+                let ours = |t: &[Tensor], relu6| engine::depthwise_conv3x3(&t[0], &t[1], &t[2], stride, pad, relu6).unwrap();
                 let stock = |t: &[Tensor]| stock_conv(&t[0], &t[1], stride, pad, 5);
-                compare(&ours, &stock, &inputs, &what);
-                finite_difference_check(&ours, &inputs, 0, 0.1, &what);
-                finite_difference_check(&ours, &inputs, 1, 0.1, &what);
+                check_conv(&ours, &stock, &inputs, &format!("depthwise {h}x{w} stride {stride} pad {pad:?}"));
             }
         }
     }
 }
 
 #[test]
-fn affine_relu6_matches_stock_candle_and_finite_differences() {
-    for relu6 in [true, false] {
-        // Values spread over the clamp's two edges.
-        let x = Var::from_tensor(&(Tensor::randn(0f32, 3.0, (3, 4, 5, 7), &Device::Cpu).unwrap() + 2.0).unwrap()).unwrap();
-        let inputs = [x, randn(&[4]), randn(&[4])];
-        let ours = |t: &[Tensor]| engine::affine_act(&t[0], &t[1], &t[2], relu6).unwrap();
-        let stock = |t: &[Tensor]| {
-            let y = t[0]
-                .broadcast_mul(&t[1].reshape((1, 4, 1, 1)).unwrap())
-                .unwrap()
-                .broadcast_add(&t[2].reshape((1, 4, 1, 1)).unwrap())
-                .unwrap();
-            if relu6 { y.clamp(0f32, 6f32).unwrap() } else { y }
-        };
-        let what = format!("affine relu6={relu6}");
-        compare(&ours, &stock, &inputs, &what);
-        if relu6 {
-            // One element per input coordinate: a small step stays clear of the kinks. The scale
-            // and shift gradients, which sum over many elements, are checked against stock candle.
-            finite_difference_check(&ours, &inputs, 0, 1e-3, &what);
-        } else {
-            for which in 0..3 {
-                finite_difference_check(&ours, &inputs, which, 0.1, &what);
-            }
-        }
-    }
-}
-
-#[test]
-fn pointwise_matches_conv2d() {
+fn pointwise_matches_stock_candle_and_finite_differences() {
     // Small planes take the whole-batch multiply, large ones (33x32 >= 256 pixels) one per image.
     for (h, w) in [(5, 7), (33, 32)] {
-        let inputs = [randn(&[3, 6, h, w]), randn(&[4, 6, 1, 1])];
-        let ours = |t: &[Tensor]| engine::pointwise_conv(&t[0], &t[1]).unwrap();
+        let inputs = [randn(&[3, 6, h, w]), randn(&[4, 6, 1, 1]), bias(4)];
+        let ours = |t: &[Tensor], relu6| engine::pointwise_conv(&t[0], &t[1], &t[2], relu6).unwrap();
         let stock = |t: &[Tensor]| t[0].conv2d(&t[1], 0, 1, 1, 1).unwrap();
-        let what = format!("pointwise {h}x{w}");
-        compare(&ours, &stock, &inputs, &what);
-        finite_difference_check(&ours, &inputs, 1, 0.1, &what);
-    }
-}
-
-#[test]
-fn folded_kernels_equal_conv_then_batchnorm() {
-    use food101::engine::FoldedBn;
-    for (h, w) in [(5, 7), (33, 32)] {
-        let x = Tensor::randn(0f32, 1.0, (2, 4, h, w), &Device::Cpu).unwrap();
-        let (scale, shift) = (Tensor::randn(0f32, 1.0, 4, &Device::Cpu).unwrap(), Tensor::randn(0f32, 1.0, 4, &Device::Cpu).unwrap());
-        let bn = FoldedBn { scale: scale.to_vec1().unwrap(), shift: shift.to_vec1().unwrap(), relu6: true };
-        let pw = Tensor::randn(0f32, 1.0, (4, 4, 1, 1), &Device::Cpu).unwrap();
-        let unfused = engine::affine_act(&engine::pointwise_conv(&x, &pw).unwrap(), &scale, &shift, true).unwrap();
-        assert!(max_diff(&engine::pointwise_conv_bn(&x, &pw, bn.clone()).unwrap(), &unfused) < 1e-4);
-        let dw = Tensor::randn(0f32, 1.0, (4, 1, 3, 3), &Device::Cpu).unwrap();
-        for (stride, pad) in [(1, [1, 1, 1, 1]), (2, [0, 1, 0, 1])] {
-            let unfused = engine::affine_act(&engine::depthwise_conv3x3(&x, &dw, stride, pad).unwrap(), &scale, &shift, true).unwrap();
-            let fused = engine::depthwise_conv3x3_bn(&x, &dw, stride, pad, bn.clone()).unwrap();
-            assert!(max_diff(&fused, &unfused) < 1e-4, "depthwise stride {stride}");
-        }
+        check_conv(&ours, &stock, &inputs, &format!("pointwise {h}x{w}"));
     }
 }
 
 #[test]
 fn dense_conv_matches_stock_candle_and_finite_differences() {
-    // The stem's 3x3 stride 2 with Keras' asymmetric padding, and other sizes and paddings.
+    // The stem's 3x3 stride 2 with Keras' asymmetric padding, and other sizes and paddings. Its
+    // input is data: only the weight and bias have gradients.
     for (k, stride, pad, (h, w)) in [(3, 2, [0, 1, 0, 1], (8, 9)), (3, 1, [1, 1, 1, 1], (5, 6)), (2, 2, [0, 0, 0, 0], (7, 7))] {
         let x = Tensor::randn(0f32, 1.0, (2, 3, h, w), &Device::Cpu).unwrap();
-        let inputs = [randn(&[4, 3, k, k])];
-        let ours = |t: &[Tensor]| engine::conv2d_dense(&x, &t[0], stride, pad).unwrap();
+        let inputs = [randn(&[4, 3, k, k]), bias(4)];
+        let ours = |t: &[Tensor], relu6| engine::conv2d_dense(&x, &t[0], &t[1], stride, pad, relu6).unwrap();
         let stock = |t: &[Tensor]| stock_conv(&x, &t[0], stride, pad, 1);
-        let what = format!("dense {k}x{k} stride {stride} pad {pad:?} on {h}x{w}");
-        compare(&ours, &stock, &inputs, &what);
-        finite_difference_check(&ours, &inputs, 0, 0.1, &what);
-
-        use food101::engine::FoldedBn;
-        let bn = FoldedBn { scale: vec![0.5, -1.0, 2.0, 1.5], shift: vec![0.1, 3.0, -0.2, 1.0], relu6: true };
-        let (scale, shift) = (Tensor::new(&bn.scale[..], &Device::Cpu).unwrap(), Tensor::new(&bn.shift[..], &Device::Cpu).unwrap());
-        let w = inputs[0].as_tensor();
-        let unfused = engine::affine_act(&engine::conv2d_dense(&x, w, stride, pad).unwrap(), &scale, &shift, true).unwrap();
-        assert!(max_diff(&engine::conv2d_dense_bn(&x, w, stride, pad, bn).unwrap(), &unfused) < 1e-4, "{what}: folded");
+        check_conv(&ours, &stock, &inputs, &format!("dense {k}x{k} stride {stride} pad {pad:?} on {h}x{w}"));
     }
 }

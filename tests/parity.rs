@@ -14,7 +14,7 @@ fn check(weights: &str, io: &str, format: WeightFormat, padding: Padding) {
     assert_eq!(model.config().alpha, 0.35);
     assert_eq!(model.config().classes, Some(7));
     let io = read_fixture(io);
-    // Trainable layers run differentiable kernels; frozen ones fold BatchNorm into the convolution.
+    // Trainable layers run with gradients tracked through the folded BatchNorm; frozen ones without.
     for frozen in [false, true] {
         if frozen {
             model.freeze_all();

@@ -1,16 +1,17 @@
 //! Dense KxK convolution (MobileNetV2's stem: 3x3, stride 2, over the RGB image) as im2col and one
-//! matrix multiply per image, with a frozen BatchNorm (+ ReLU6) folded in. Candle's direct
+//! matrix multiply per image, then bias and ReLU6. Candle's direct
 //! convolution took a sixteenth of a phase-2 step on this one layer.
 //!
-//! Its input is the image, which needs no gradient: the backward pass is the weight gradient
-//! alone, `dW = Σ_n G[n] · cols(X[n])ᵀ`.
+//! Its input is the image, which needs no gradient: the backward pass is the weight (and bias)
+//! gradient alone, `dW = Σ_n G[n] · cols(X[n])ᵀ`.
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::matmul::{matmul, Mat};
-use super::{contiguous_f32, dims4, uninit_output, FoldedBn, Pad};
+use super::epilogue::{epilogue_backward, Epilogue};
+use super::{contiguous_f32, dims4, uninit_output, Grads3, Pad};
 
 /// Geometry of one convolution over `c x h x w` images with a `k x k` kernel.
 #[derive(Debug, Clone, Copy)]
@@ -64,49 +65,53 @@ impl Geometry {
     }
 }
 
-/// `(x [N, C, H, W], w [Cout, C, k, k]) -> y [N, Cout, Ho, Wo]`.
+/// `(x [N, C, H, W], w [Cout, C, k, k], bias [Cout]) -> y [N, Cout, Ho, Wo]`, then ReLU6.
 struct Forward {
     stride: usize,
     pad: Pad,
-    bn: Option<FoldedBn>,
+    relu6: bool,
 }
 
-impl CustomOp2 for Forward {
+impl CustomOp3 for Forward {
     fn name(&self) -> &'static str {
         "conv-dense"
     }
 
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (n, c, h, w) = dims4(xl)?;
         let (c_out, _, k, _) = dims4(wl)?;
         let g = Geometry::new((c, h, w), k, self.stride, self.pad)?;
-        let (x, wt) = (contiguous_f32(xs, xl)?, contiguous_f32(ws, wl)?);
+        let (x, wt, bias) = (contiguous_f32(xs, xl)?, contiguous_f32(ws, wl)?, contiguous_f32(bs, bl)?);
         let (taps, pixels) = (g.taps(), g.pixels());
-        let folded: Vec<f32> = match &self.bn {
-            Some(bn) => wt.iter().enumerate().map(|(i, v)| v * bn.scale[i / taps]).collect(),
-            None => wt.to_vec(),
-        };
-        let a = Mat::new(&folded, c_out, taps);
+        let a = Mat::new(wt, c_out, taps);
         let y = uninit_output(n * c_out * pixels, |y| {
             // One image per task: its patch matrix and its output stay in this core's cache.
             y.par_chunks_mut(c_out * pixels).enumerate().for_each_init(Vec::new, |cols, (i, out)| {
                 cols.resize(taps * pixels, 0.0);
                 g.im2col(&x[i * c * h * w..(i + 1) * c * h * w], cols);
                 matmul(out, &a, &Mat::new(cols, taps, pixels), false, Parallelism::None);
-                if let Some(bn) = &self.bn {
-                    out.chunks_exact_mut(pixels).enumerate().for_each(|(ch, plane)| bn.epilogue(ch).apply(plane));
-                }
+                out.chunks_exact_mut(pixels).zip(bias).for_each(|(plane, &b)| Epilogue::new(b, self.relu6).apply(plane));
             })
         });
         Ok((CpuStorage::F32(y), Shape::from((n, c_out, g.ho, g.wo))))
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
+    fn bwd(&self, x: &Tensor, w: &Tensor, bias: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Grads3> {
         if x.track_op() {
             candle_core::bail!("the dense convolution kernel has no input gradient (its input is meant to be the image)")
         }
-        let dw = grad.contiguous()?.apply_op2_no_bwd(x, &BackwardFilter { stride: self.stride, pad: self.pad, k: w.dim(2)? })?;
-        Ok((None, Some(dw)))
+        let (dz, dbias) = epilogue_backward(self.relu6, y, grad, bias)?;
+        let filter = BackwardFilter { stride: self.stride, pad: self.pad, k: w.dim(2)? };
+        let dw = if w.track_op() { Some(dz.apply_op2_no_bwd(x, &filter)?) } else { None };
+        Ok((None, dw, dbias))
     }
 }
 
@@ -152,12 +157,8 @@ impl CustomOp2 for BackwardFilter {
     }
 }
 
-/// `x [N, C, H, W]` (data: no gradient flows into it) with `w [Cout, C, k, k]`, differentiable in `w`.
-pub fn conv2d_dense(x: &Tensor, w: &Tensor, stride: usize, pad: Pad) -> Result<Tensor> {
-    x.contiguous()?.apply_op2(&w.contiguous()?, Forward { stride, pad, bn: None })
-}
-
-/// The dense convolution with a frozen BatchNorm (and ReLU6) folded in; inference only.
-pub fn conv2d_dense_bn(x: &Tensor, w: &Tensor, stride: usize, pad: Pad, bn: FoldedBn) -> Result<Tensor> {
-    x.contiguous()?.apply_op2_no_bwd(&w.contiguous()?, &Forward { stride, pad, bn: Some(bn) })
+/// `act(conv(x, w) + bias)` for `x [N, C, H, W]` (data: no gradient flows into it), `w [Cout, C,
+/// k, k]` and `bias [Cout]`, with ReLU6 as `act` when `relu6`; differentiable in `w` and `bias`.
+pub fn conv2d_dense(x: &Tensor, w: &Tensor, bias: &Tensor, stride: usize, pad: Pad, relu6: bool) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(&w.contiguous()?, &bias.contiguous()?, Forward { stride, pad, relu6 })
 }

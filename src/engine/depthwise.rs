@@ -1,14 +1,15 @@
-//! Depthwise 3x3 convolution, forward and both gradients, as candle custom ops.
+//! Depthwise 3x3 convolution (+ bias and ReLU6), forward and all gradients, as candle custom ops.
 //!
 //! Stock candle runs a grouped convolution as one small convolution per channel and pads every
 //! group's gradient back to full size; here each `(image, channel)` plane is one independent 3x3
 //! stencil over NCHW data, parallel over planes with rayon. Rows are walked with contiguous slices
 //! at stride 1 so that the compiler vectorises the inner loops.
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{contiguous_f32, dims4, uninit_output, Epilogue, FoldedBn};
+use super::epilogue::{epilogue_backward, Epilogue};
+use super::{contiguous_f32, dims4, uninit_output, Grads3};
 
 /// Padding of the two spatial axes: `[top, bottom, left, right]`.
 pub type Pad = [usize; 4];
@@ -99,7 +100,7 @@ fn row_stride1(out: &mut [f32], rows: [&[f32]; 3], w: &[f32], e: Epilogue) {
     for i in 0..n {
         let sum = w[0] * a0[i] + w[1] * a1[i] + w[2] * a2[i] + w[3] * b0[i] + w[4] * b1[i] + w[5] * b2[i]
             + w[6] * c0[i] + w[7] * c1[i] + w[8] * c2[i];
-        out[i] = (sum + e.bias).max(e.lo).min(e.hi);
+        out[i] = e.on(sum);
     }
 }
 
@@ -117,7 +118,7 @@ fn row_stride2(out: &mut [f32], rows: [&[f32]; 3], w: &[f32], e: Epilogue) {
     for i in 0..n {
         let sum = w[0] * a0[i] + w[1] * a1[i] + w[2] * a2[i] + w[3] * b0[i] + w[4] * b1[i] + w[5] * b2[i]
             + w[6] * c0[i] + w[7] * c1[i] + w[8] * c2[i];
-        out[i] = (sum + e.bias).max(e.lo).min(e.hi);
+        out[i] = e.on(sum);
     }
 }
 
@@ -194,53 +195,55 @@ fn stencil_backward_filter(g: &Geometry, x: &[f32], grad: &[f32], dw: &mut [f32;
     }
 }
 
-/// Forward: `(x [N, C, H, W], w [C, 1, 3, 3]) -> y [N, C, Ho, Wo]`, with a frozen BatchNorm
-/// (+ ReLU6) folded in when `bn` is given (then there is no backward).
+/// Forward: `(x [N, C, H, W], w [C, 1, 3, 3], bias [C]) -> y [N, C, Ho, Wo]`, then ReLU6.
 struct Forward {
     stride: usize,
     pad: Pad,
-    bn: Option<FoldedBn>,
+    relu6: bool,
 }
 
-impl CustomOp2 for Forward {
+impl CustomOp3 for Forward {
     fn name(&self) -> &'static str {
         "depthwise3x3"
     }
 
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (n, c, h, w) = dims4(xl)?;
-        let (x, wt) = (contiguous_f32(xs, xl)?, contiguous_f32(ws, wl)?);
+        let (x, wt, bias) = (contiguous_f32(xs, xl)?, contiguous_f32(ws, wl)?, contiguous_f32(bs, bl)?);
         if wt.len() != c * K * K {
             candle_core::bail!("depthwise3x3: weight {:?} for {c} channels", wl.shape())
         }
         let g = Geometry::new(h, w, self.stride, self.pad)?;
-        // Folding BatchNorm: taps times the channel's scale, its shift as bias, then the clamp.
-        let taps: Vec<f32> = match &self.bn {
-            Some(bn) => wt.iter().enumerate().map(|(i, v)| v * bn.scale[i / 9]).collect(),
-            None => wt.to_vec(),
-        };
         let y = uninit_output(n * c * g.ho * g.wo, |y| {
             y.par_chunks_mut(g.ho * g.wo).enumerate().for_each(|(plane, out)| {
                 let ch = plane % c;
-                let e = self.bn.as_ref().map_or(Epilogue::IDENTITY, |bn| bn.epilogue(ch));
-                stencil_forward(&g, self.pad, &x[plane * h * w..(plane + 1) * h * w], &taps[ch * 9..ch * 9 + 9], e, out);
+                let e = Epilogue::new(bias[ch], self.relu6);
+                stencil_forward(&g, self.pad, &x[plane * h * w..(plane + 1) * h * w], &wt[ch * 9..ch * 9 + 9], e, out);
             })
         });
         Ok((CpuStorage::F32(y), Shape::from((n, c, g.ho, g.wo))))
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        let grad = grad.contiguous()?;
+    fn bwd(&self, x: &Tensor, w: &Tensor, bias: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Grads3> {
+        let (dz, dbias) = epilogue_backward(self.relu6, y, grad, bias)?;
         let (_, _, h, wd) = x.dims4()?;
         let dx = match x.track_op() {
-            true => Some(grad.apply_op2_no_bwd(w, &BackwardData { stride: self.stride, pad: self.pad, h, w: wd })?),
+            true => Some(dz.apply_op2_no_bwd(w, &BackwardData { stride: self.stride, pad: self.pad, h, w: wd })?),
             false => None,
         };
         let dw = match w.track_op() {
-            true => Some(x.apply_op2_no_bwd(&grad, &BackwardFilter { stride: self.stride, pad: self.pad })?),
+            true => Some(x.apply_op2_no_bwd(&dz, &BackwardFilter { stride: self.stride, pad: self.pad })?),
             false => None,
         };
-        Ok((dx, dw))
+        Ok((dx, dw, dbias))
     }
 }
 
@@ -302,18 +305,11 @@ impl CustomOp2 for BackwardFilter {
     }
 }
 
-/// Depthwise 3x3 convolution of `x [N, C, H, W]` with `w [C, 1, 3, 3]`, differentiable in both.
-pub fn depthwise_conv3x3(x: &Tensor, w: &Tensor, stride: usize, pad: Pad) -> Result<Tensor> {
+/// `act(depthwise3x3(x, w) + bias)` for `x [N, C, H, W]`, `w [C, 1, 3, 3]` and `bias [C]`, with
+/// ReLU6 as `act` when `relu6`; differentiable in all three.
+pub fn depthwise_conv3x3(x: &Tensor, w: &Tensor, bias: &Tensor, stride: usize, pad: Pad, relu6: bool) -> Result<Tensor> {
     if !(1..=2).contains(&stride) {
         candle_core::bail!("depthwise3x3 supports strides 1 and 2, got {stride}")
     }
-    x.contiguous()?.apply_op2(&w.contiguous()?, Forward { stride, pad, bn: None })
-}
-
-/// Depthwise 3x3 convolution with a frozen BatchNorm (and ReLU6) folded in; inference only.
-pub fn depthwise_conv3x3_bn(x: &Tensor, w: &Tensor, stride: usize, pad: Pad, bn: FoldedBn) -> Result<Tensor> {
-    if !(1..=2).contains(&stride) {
-        candle_core::bail!("depthwise3x3 supports strides 1 and 2, got {stride}")
-    }
-    x.contiguous()?.apply_op2_no_bwd(&w.contiguous()?, &Forward { stride, pad, bn: Some(bn) })
+    x.contiguous()?.apply_op3(&w.contiguous()?, &bias.contiguous()?, Forward { stride, pad, relu6 })
 }

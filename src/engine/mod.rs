@@ -1,17 +1,17 @@
-//! The fast CPU engine: MobileNetV2's hot layers as candle custom ops with their own backward
-//! passes (depthwise 3x3, fused BatchNorm + ReLU6) and 1x1 convolutions as plain matrix multiplies.
-//! The model calls these on CPU f32 tensors and falls back to stock candle ops elsewhere (CUDA).
+//! The fast CPU engine: MobileNetV2's convolutions (depthwise 3x3, 1x1 as matrix multiplies, the
+//! dense stem) as candle custom ops with their own backward passes, each with its BatchNorm
+//! folded in and ReLU6 fused (`y = act(conv(x, w * scale) + shift)`, see [`epilogue`]). The model
+//! calls these on CPU f32 tensors and falls back to stock candle ops elsewhere (CUDA).
 
-mod affine;
 mod conv;
 mod depthwise;
+mod epilogue;
 mod matmul;
 mod pointwise;
 
-pub use affine::affine_act;
-pub use conv::{conv2d_dense, conv2d_dense_bn};
-pub use depthwise::{depthwise_conv3x3, depthwise_conv3x3_bn, Pad};
-pub use pointwise::{pointwise_conv, pointwise_conv_bn};
+pub use conv::conv2d_dense;
+pub use depthwise::{depthwise_conv3x3, Pad};
+pub use pointwise::pointwise_conv;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -50,46 +50,11 @@ fn keep_freed_memory() {
     }
 }
 
+/// The gradients of a three-input op: input, weight, bias.
+type Grads3 = (Option<Tensor>, Option<Tensor>, Option<Tensor>);
+
 fn dims4(l: &Layout) -> Result<(usize, usize, usize, usize)> {
     l.shape().dims4()
-}
-
-/// A frozen inference-mode BatchNorm (`x * scale + shift`, per channel) and whether ReLU6
-/// follows, to be folded into the convolution before it.
-#[derive(Debug, Clone)]
-pub struct FoldedBn {
-    pub scale: Vec<f32>,
-    pub shift: Vec<f32>,
-    pub relu6: bool,
-}
-
-impl FoldedBn {
-    fn epilogue(&self, channel: usize) -> Epilogue {
-        let (lo, hi) = if self.relu6 { (0.0, 6.0) } else { (f32::NEG_INFINITY, f32::INFINITY) };
-        Epilogue { bias: self.shift[channel], lo, hi }
-    }
-}
-
-/// What a kernel does to each output before storing it: `(v + bias).max(lo).min(hi)`.
-#[derive(Debug, Clone, Copy)]
-struct Epilogue {
-    bias: f32,
-    lo: f32,
-    hi: f32,
-}
-
-impl Epilogue {
-    const IDENTITY: Self = Self { bias: 0.0, lo: f32::NEG_INFINITY, hi: f32::INFINITY };
-
-    /// Applies the epilogue to `values` in place.
-    fn apply(self, values: &mut [f32]) {
-        apply_epilogue(values, self)
-    }
-}
-
-#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
-fn apply_epilogue(values: &mut [f32], e: Epilogue) {
-    values.iter_mut().for_each(|v| *v = (*v + e.bias).max(e.lo).min(e.hi));
 }
 
 /// A `len`-element output that `fill` writes completely, without zeroing it first: the kernels

@@ -1,14 +1,15 @@
-//! 1x1 convolution as matrix multiplies on NCHW data, straight into the output buffer (no im2col,
-//! no zero fill): one multiply per image for large planes, one for the whole batch (regrouped
+//! 1x1 convolution (+ bias and ReLU6) as matrix multiplies on NCHW data, straight into the output
+//! buffer (no im2col, no zero fill): one multiply per image for large planes, one for the whole batch (regrouped
 //! channel-major) for small ones; the weight gradient is summed over the batch inside the multiply
 //! instead of materialising one gradient per image.
 
-use candle_core::{CpuStorage, CustomOp2, Layout, Result, Shape, Tensor};
+use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::matmul::{matmul, Mat};
-use super::{contiguous_f32, dims4, uninit_output, FoldedBn};
+use super::epilogue::{epilogue_backward, Epilogue};
+use super::{contiguous_f32, dims4, uninit_output, Grads3};
 
 /// Below this many pixels per image (the 14x14 and 7x7 layers), per-image multiplies are too thin
 /// to be efficient: the batch is regrouped channel-major (`[C, N * H * W]`) so that one multiply
@@ -49,43 +50,42 @@ fn matmul_images(out: &mut [f32], a: &Mat, x: &[f32], n: usize, hw: usize) {
     ys.clear();
 }
 
-/// `(x [N, Cin, H, W], w [Cout, Cin, 1, 1]) -> y [N, Cout, H, W]`, with a frozen BatchNorm
-/// (+ ReLU6) folded in when `bn` is given (then there is no backward).
+/// `(x [N, Cin, H, W], w [Cout, Cin, 1, 1], bias [Cout]) -> y [N, Cout, H, W]`, then ReLU6.
 struct Forward {
-    bn: Option<FoldedBn>,
+    relu6: bool,
 }
 
-impl CustomOp2 for Forward {
+impl CustomOp3 for Forward {
     fn name(&self) -> &'static str {
         "pointwise"
     }
 
-    fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        ws: &CpuStorage,
+        wl: &Layout,
+        bs: &CpuStorage,
+        bl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
         let (n, c_in, h, w) = dims4(xl)?;
         let c_out = wl.shape().dims()[0];
-        let (x, wt) = (contiguous_f32(xs, xl)?, contiguous_f32(ws, wl)?);
+        let (x, wt, bias) = (contiguous_f32(xs, xl)?, contiguous_f32(ws, wl)?, contiguous_f32(bs, bl)?);
         let hw = h * w;
-        // Folding BatchNorm: each output row of W times its channel's scale; the shift and the
-        // clamp are applied to each image right after its multiply, while it is still in cache.
-        let folded: Vec<f32> = match &self.bn {
-            Some(bn) => wt.iter().enumerate().map(|(i, v)| v * bn.scale[i / c_in]).collect(),
-            None => wt.to_vec(),
-        };
         let y = uninit_output(n * c_out * hw, |y| {
-            matmul_images(y, &Mat::new(&folded, c_out, c_in), x, n, hw);
-            if let Some(bn) = &self.bn {
-                y.par_chunks_mut(hw).enumerate().for_each(|(plane, row)| bn.epilogue(plane % c_out).apply(row));
-            }
+            matmul_images(y, &Mat::new(wt, c_out, c_in), x, n, hw);
+            y.par_chunks_mut(hw).enumerate().for_each(|(plane, row)| Epilogue::new(bias[plane % c_out], self.relu6).apply(row));
         });
         Ok((CpuStorage::F32(y), Shape::from((n, c_out, h, w))))
     }
 
-    fn bwd(&self, x: &Tensor, w: &Tensor, _y: &Tensor, grad: &Tensor) -> Result<(Option<Tensor>, Option<Tensor>)> {
-        // Only for what the graph needs: the first trainable layer's input is frozen activations.
-        let grad = grad.contiguous()?;
-        let dx = if x.track_op() { Some(grad.apply_op2_no_bwd(w, &BackwardData)?) } else { None };
-        let dw = if w.track_op() { Some(grad.apply_op2_no_bwd(x, &BackwardFilter)?) } else { None };
-        Ok((dx, dw))
+    fn bwd(&self, x: &Tensor, w: &Tensor, bias: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Grads3> {
+        let (dz, dbias) = epilogue_backward(self.relu6, y, grad, bias)?;
+        // Only what the graph needs: the first trainable layer's input is frozen activations.
+        let dx = if x.track_op() { Some(dz.apply_op2_no_bwd(w, &BackwardData)?) } else { None };
+        let dw = if w.track_op() { Some(dz.apply_op2_no_bwd(x, &BackwardFilter)?) } else { None };
+        Ok((dx, dw, dbias))
     }
 }
 
@@ -137,12 +137,8 @@ impl CustomOp2 for BackwardFilter {
     }
 }
 
-/// `x [N, Cin, H, W]` with `w [Cout, Cin, 1, 1]`, differentiable in both.
-pub fn pointwise_conv(x: &Tensor, w: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op2(&w.contiguous()?, Forward { bn: None })
-}
-
-/// 1x1 convolution with a frozen BatchNorm (and ReLU6) folded in; inference only.
-pub fn pointwise_conv_bn(x: &Tensor, w: &Tensor, bn: FoldedBn) -> Result<Tensor> {
-    x.contiguous()?.apply_op2_no_bwd(&w.contiguous()?, &Forward { bn: Some(bn) })
+/// `act(conv1x1(x, w) + bias)` for `x [N, Cin, H, W]`, `w [Cout, Cin, 1, 1]` and `bias [Cout]`,
+/// with ReLU6 as `act` when `relu6` (else none); differentiable in all three.
+pub fn pointwise_conv(x: &Tensor, w: &Tensor, bias: &Tensor, relu6: bool) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(&w.contiguous()?, &bias.contiguous()?, Forward { relu6 })
 }

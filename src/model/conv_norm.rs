@@ -3,7 +3,7 @@
 use candle_core::{Result, Tensor};
 
 use super::layers::{BatchNorm, Conv2d, LayerBuilder, Trainability};
-use crate::engine::{self, FoldedBn};
+use crate::engine;
 
 /// Three Keras layers (`Conv1`, `bn_Conv1`, `Conv1_relu`), or two when `activation` is false
 /// (the linear bottleneck `block_N_project`, `block_N_project_BN`).
@@ -42,11 +42,15 @@ impl ConvNorm {
     }
 
     pub fn forward(&self, x: &Tensor, t: Trainability) -> Result<Tensor> {
-        // Frozen and outside the backward graph: BatchNorm folds into the convolution kernel.
-        if engine::supports(x) && !x.track_op() && !t.trains(self.norm.index) {
+        // On the engine, BatchNorm folds into the convolution: `w * scale` and `shift` as its
+        // bias. Exact in inference mode, and gamma and beta still get their gradients through
+        // these two small products.
+        if engine::supports(x) {
             let (scale, shift) = self.norm.scale_shift(t)?;
-            let bn = FoldedBn { scale: scale.to_vec1()?, shift: shift.to_vec1()?, relu6: self.activation };
-            return self.conv.forward_folded(x, bn);
+            let w = self.conv.weight(t).broadcast_mul(&scale.reshape((scale.dim(0)?, 1, 1, 1))?)?;
+            if let Some(y) = self.conv.forward_fused(x, &w, &shift, self.activation)? {
+                return Ok(y);
+            }
         }
         self.norm.forward(&self.conv.forward(x, t)?, t, self.activation)
     }

@@ -11,7 +11,7 @@ use candle_nn::{Init, VarBuilder};
 use serde::Serialize;
 
 use super::config::Padding;
-use crate::engine::{self, FoldedBn, Pad};
+use crate::engine::{self, Pad};
 
 /// The Keras class of a layer, as `model.summary()` prints it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -98,34 +98,35 @@ pub struct Conv2d {
 }
 
 impl Conv2d {
-    /// This convolution with a frozen BatchNorm folded in; inference only, engine tensors only.
-    pub fn forward_folded(&self, x: &Tensor, bn: FoldedBn) -> Result<Tensor> {
-        let weight = self.weight.detach();
-        let pad = pad_amounts(x, self.padding, self.kernel_size, self.stride)?;
-        if self.groups > 1 {
-            engine::depthwise_conv3x3_bn(x, &weight, self.stride, pad, bn)
-        } else if self.kernel_size == 1 && self.stride == 1 {
-            engine::pointwise_conv_bn(x, &weight, bn)
-        } else {
-            engine::conv2d_dense_bn(x, &weight, self.stride, pad, bn)
+    /// `act(conv(x, w) + bias)` on the engine, with `w` and `bias` given (a BatchNorm folded
+    /// in); `None` where the engine has no kernel: other devices, and the stem when gradients
+    /// must reach its input.
+    pub fn forward_fused(&self, x: &Tensor, w: &Tensor, bias: &Tensor, relu6: bool) -> Result<Option<Tensor>> {
+        if !engine::supports(x) {
+            return Ok(None);
         }
+        let pad = pad_amounts(x, self.padding, self.kernel_size, self.stride)?;
+        let y = if self.groups > 1 {
+            engine::depthwise_conv3x3(x, w, bias, self.stride, pad, relu6)?
+        } else if self.kernel_size == 1 && self.stride == 1 {
+            engine::pointwise_conv(x, w, bias, relu6)?
+        } else if !x.track_op() {
+            engine::conv2d_dense(x, w, bias, self.stride, pad, relu6)?
+        } else {
+            return Ok(None);
+        };
+        Ok(Some(y))
     }
 
+    /// The kernel, detached when the layer is frozen.
+    pub fn weight(&self, t: Trainability) -> Tensor {
+        t.param(self.index, &self.weight)
+    }
+
+    /// The convolution alone, with stock candle ops (where the engine does not run).
     pub fn forward(&self, x: &Tensor, t: Trainability) -> Result<Tensor> {
-        let weight = t.param(self.index, &self.weight);
+        let weight = self.weight(t);
         let pad = pad_amounts(x, self.padding, self.kernel_size, self.stride)?;
-        if engine::supports(x) {
-            if self.groups > 1 {
-                return engine::depthwise_conv3x3(x, &weight, self.stride, pad);
-            }
-            if self.kernel_size == 1 && self.stride == 1 {
-                return engine::pointwise_conv(x, &weight);
-            }
-            // The stem: its kernel has no input gradient, which images do not need.
-            if !x.track_op() {
-                return engine::conv2d_dense(x, &weight, self.stride, pad);
-            }
-        }
         let [top, bottom, left, right] = pad;
         if top == bottom && left == right && top == left {
             return x.conv2d(&weight, top, self.stride, 1, self.groups);
@@ -159,9 +160,6 @@ impl BatchNorm {
     /// BatchNorm, followed by ReLU6 when `relu6`.
     pub fn forward(&self, x: &Tensor, t: Trainability, relu6: bool) -> Result<Tensor> {
         let (scale, shift) = self.scale_shift(t)?;
-        if engine::supports(x) {
-            return engine::affine_act(x, &scale, &shift, relu6);
-        }
         let c = scale.dim(0)?;
         let y = x.broadcast_mul(&scale.reshape((1, c, 1, 1))?)?.broadcast_add(&shift.reshape((1, c, 1, 1))?)?;
         if relu6 {

@@ -61,6 +61,9 @@ impl Adam {
         let alpha = learning_rate * (1.0 - beta_2.powi(t)).sqrt() / (1.0 - beta_1.powi(t));
         for slot in &mut self.slots {
             let Some(g) = grads.get(slot.var.as_tensor()) else { continue };
+            // A gradient can still hold candle's graph (a kernel folded with a trainable
+            // BatchNorm scale): detached, the moments do not chain every step to the last.
+            let g = &g.detach();
             slot.m = ((&slot.m * beta_1)? + (g * (1.0 - beta_1))?)?;
             slot.v = ((&slot.v * beta_2)? + (g.sqr()? * (1.0 - beta_2))?)?;
             let update = ((&slot.m * alpha)? / (slot.v.sqrt()? + epsilon)?)?;
@@ -96,5 +99,25 @@ impl Adam {
         }
         self.iterations = iterations;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn moments_never_hold_the_graph_of_a_gradient() {
+        // `w`'s gradient is `scale`, itself a variable: candle returns it with its graph attached.
+        let device = Device::Cpu;
+        let w = Var::new(&[1f32, 2.0], &device).unwrap();
+        let scale = Var::new(&[3f32, 4.0], &device).unwrap();
+        let mut adam = Adam::new(vec![("w".into(), w.clone())], AdamConfig::default()).unwrap();
+        for _ in 0..3 {
+            let loss = (w.as_tensor() * scale.as_tensor()).unwrap().sum_all().unwrap();
+            adam.step(&loss.backward().unwrap()).unwrap();
+        }
+        let slot = &adam.slots[0];
+        assert!(!slot.m.track_op() && !slot.v.track_op(), "the moments chain to earlier steps' graphs");
     }
 }

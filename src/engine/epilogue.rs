@@ -1,0 +1,110 @@
+//! What every convolution of the engine ends with: the folded BatchNorm's shift as a per-channel
+//! bias, then ReLU6 or nothing, `y = act(conv(x, w) + bias)`; and its backward, shared by the
+//! three convolutions: the activation's mask applied to the incoming gradient once (`dz`), and
+//! the bias gradient as per-channel sums of `dz`.
+//!
+//! Folding BatchNorm into the convolution (`w * scale`, `bias = shift`) is exact in inference
+//! mode, and it is differentiable: `scale` and `shift` are small candle tensors computed from
+//! gamma and beta, so candle's autograd carries their gradients, while the big activations pass
+//! through one op instead of three (convolution, affine map, clamp), each with its own buffer.
+
+use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
+
+use super::{contiguous_f32, dims4, uninit_output};
+
+/// `(v + bias).max(lo).min(hi)` for one channel.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Epilogue {
+    bias: f32,
+    lo: f32,
+    hi: f32,
+}
+
+impl Epilogue {
+    pub(super) fn new(bias: f32, relu6: bool) -> Self {
+        let (lo, hi) = if relu6 { (0.0, 6.0) } else { (f32::NEG_INFINITY, f32::INFINITY) };
+        Self { bias, lo, hi }
+    }
+
+    #[inline(always)]
+    pub(super) fn on(self, v: f32) -> f32 {
+        (v + self.bias).max(self.lo).min(self.hi)
+    }
+
+    /// Applies the epilogue to `values` in place.
+    pub(super) fn apply(self, values: &mut [f32]) {
+        apply_epilogue(values, self)
+    }
+}
+
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+fn apply_epilogue(values: &mut [f32], e: Epilogue) {
+    values.iter_mut().for_each(|v| *v = e.on(*v));
+}
+
+/// The gradient of the convolution's raw output and, when `bias` trains, of the bias, from the
+/// op's output `y` and its incoming gradient.
+pub(super) fn epilogue_backward(relu6: bool, y: &Tensor, grad: &Tensor, bias: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
+    let grad = grad.contiguous()?;
+    let dz = if relu6 { grad.apply_op2_no_bwd(y, &Relu6Mask)? } else { grad };
+    let dbias = if bias.track_op() { Some(dz.apply_op1_no_bwd(&ChannelSums)?) } else { None };
+    Ok((dz, dbias))
+}
+
+/// `dz = grad` where ReLU6 passed (`0 < y < 6`, read off the output), else 0.
+struct Relu6Mask;
+
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+fn mask_chunk(out: &mut [f32], g: &[f32], y: &[f32]) {
+    for ((o, g), y) in out.iter_mut().zip(g).zip(y) {
+        *o = if *y > 0.0 && *y < 6.0 { *g } else { 0.0 };
+    }
+}
+
+impl CustomOp2 for Relu6Mask {
+    fn name(&self) -> &'static str {
+        "relu6-mask"
+    }
+
+    fn cpu_fwd(&self, gs: &CpuStorage, gl: &Layout, ys: &CpuStorage, yl: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (g, y) = (contiguous_f32(gs, gl)?, contiguous_f32(ys, yl)?);
+        const CHUNK: usize = 1 << 14;
+        let dz = uninit_output(g.len(), |dz| {
+            dz.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK).zip(y.par_chunks(CHUNK))).for_each(|(o, (g, y))| mask_chunk(o, g, y))
+        });
+        Ok((CpuStorage::F32(dz), gl.shape().clone()))
+    }
+}
+
+/// `[N, C, H, W] -> [C]`: sums over images and pixels.
+struct ChannelSums;
+
+/// The sum of a plane, in 16 lanes so that it vectorises.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+fn plane_sum(v: &[f32]) -> f32 {
+    let mut lanes = [0f32; 16];
+    let chunks = v.chunks_exact(16);
+    let rest: f32 = chunks.remainder().iter().sum();
+    for c in chunks {
+        lanes.iter_mut().zip(c).for_each(|(l, x)| *l += x);
+    }
+    lanes.iter().sum::<f32>() + rest
+}
+
+impl CustomOp1 for ChannelSums {
+    fn name(&self) -> &'static str {
+        "channel-sums"
+    }
+
+    fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
+        let (n, c, h, w) = dims4(l)?;
+        let v = contiguous_f32(s, l)?;
+        let hw = h * w;
+        let sums: Vec<f32> = (0..c)
+            .into_par_iter()
+            .map(|ch| (0..n).map(|i| plane_sum(&v[(i * c + ch) * hw..(i * c + ch + 1) * hw])).sum())
+            .collect();
+        Ok((CpuStorage::F32(sums), Shape::from(c)))
+    }
+}
