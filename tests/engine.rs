@@ -116,7 +116,6 @@ fn depthwise_matches_stock_candle_and_finite_differences() {
 
 #[test]
 fn pointwise_matches_stock_candle_and_finite_differences() {
-    // Small planes take the whole-batch multiply, large ones (33x32 >= 256 pixels) one per image.
     for (h, w) in [(5, 7), (33, 32)] {
         let inputs = [randn(&[3, 6, h, w]), randn(&[4, 6, 1, 1]), bias(4)];
         let ours = |t: &[Tensor], relu6| engine::pointwise_conv(&t[0], &t[1], &t[2], relu6).unwrap();

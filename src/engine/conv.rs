@@ -9,7 +9,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::matmul::{matmul, Mat};
+use super::matmul::{matmul, sum_over_images, Mat};
 use super::epilogue::{epilogue_backward, Epilogue};
 use super::{contiguous_f32, dims4, uninit_output, Grads3, Pad};
 
@@ -115,7 +115,7 @@ impl CustomOp3 for Forward {
     }
 }
 
-/// `dW = Σ_n G[n] · cols(X[n])ᵀ`, from `(grad, x)`: partial sums per worker, then added up.
+/// `dW = Σ_n G[n] · cols(X[n])ᵀ`, from `(grad, x)`.
 struct BackwardFilter {
     stride: usize,
     pad: Pad,
@@ -133,26 +133,12 @@ impl CustomOp2 for BackwardFilter {
         let g = Geometry::new((c, h, w), self.k, self.stride, self.pad)?;
         let (grad, x) = (contiguous_f32(gs, gl)?, contiguous_f32(xs, xl)?);
         let (taps, pixels) = (g.taps(), g.pixels());
-        let dw = (0..n)
-            .into_par_iter()
-            .fold(
-                || (vec![0f32; c_out * taps], Vec::new()),
-                |(mut dw, mut cols), i| {
-                    cols.resize(taps * pixels, 0.0);
-                    g.im2col(&x[i * c * h * w..(i + 1) * c * h * w], &mut cols);
-                    let gi = Mat::new(&grad[i * c_out * pixels..(i + 1) * c_out * pixels], c_out, pixels);
-                    matmul(&mut dw, &gi, &Mat::t(&cols, pixels, taps), true, Parallelism::None);
-                    (dw, cols)
-                },
-            )
-            .map(|(dw, _)| dw)
-            .reduce(
-                || vec![0f32; c_out * taps],
-                |mut a, b| {
-                    a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                    a
-                },
-            );
+        let dw = sum_over_images(n, c_out * taps, |i, dw, cols: &mut Vec<f32>| {
+            cols.resize(taps * pixels, 0.0);
+            g.im2col(&x[i * c * h * w..(i + 1) * c * h * w], cols);
+            let gi = Mat::new(&grad[i * c_out * pixels..(i + 1) * c_out * pixels], c_out, pixels);
+            matmul(dw, &gi, &Mat::t(cols, pixels, taps), true, Parallelism::None);
+        });
         Ok((CpuStorage::F32(dw), Shape::from((c_out, c, self.k, self.k))))
     }
 }

@@ -2,6 +2,7 @@
 //! that the 1x1 and the dense convolutions are made of.
 
 use gemm::Parallelism;
+use rayon::prelude::*;
 
 /// Row-major matrix views for [`matmul`]: `(data, rows, cols, transposed)`.
 pub(super) struct Mat<'a> {
@@ -45,4 +46,27 @@ pub(super) fn matmul(dst: &mut [f32], a: &Mat, b: &Mat, accumulate: bool, parall
             b.data.as_ptr(), b_cs, b_rs, 1.0, 1.0, false, false, false, parallelism,
         );
     }
+}
+
+/// `Σ_i` over `n` images of what `add_image(i, acc, scratch)` adds into a `len`-element
+/// accumulator: one accumulator (and scratch) per worker, added up at the end. For weight
+/// gradients, which sum one multiply per image.
+pub(super) fn sum_over_images<S: Default + Send>(n: usize, len: usize, add_image: impl Fn(usize, &mut [f32], &mut S) + Sync) -> Vec<f32> {
+    (0..n)
+        .into_par_iter()
+        .fold(
+            || (vec![0f32; len], S::default()),
+            |(mut acc, mut scratch), i| {
+                add_image(i, &mut acc, &mut scratch);
+                (acc, scratch)
+            },
+        )
+        .map(|(acc, _)| acc)
+        .reduce(
+            || vec![0f32; len],
+            |mut a, b| {
+                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
+                a
+            },
+        )
 }
