@@ -129,19 +129,49 @@ thread_local! {
 
 /// `y = sum_{kh, kw} w[kh, kw] * x_padded[oh * s + kh, ow * s + kw]` for one plane.
 fn stencil_forward(g: &Geometry, pad: Pad, x: &[f32], w: &[f32], e: Epilogue, out: &mut [f32]) {
+    if g.stride == 1 {
+        return stencil_forward_stride1(g, x, w, e, out);
+    }
     SCRATCH.with_borrow_mut(|padded| {
         let row_len = pad_plane(g, pad, x, padded);
         let row = |r: usize| &padded[r * row_len..(r + 1) * row_len];
         for (oh, dst) in out.chunks_exact_mut(g.wo).enumerate() {
             let r = oh * g.stride;
-            let rows = [row(r), row(r + 1), row(r + 2)];
-            if g.stride == 1 {
-                row_stride1(dst, rows, w, e);
-            } else {
-                row_stride2(dst, rows, w, e);
-            }
+            row_stride2(dst, [row(r), row(r + 1), row(r + 2)], w, e);
         }
     });
+}
+
+/// Stride 1 straight from the unpadded plane, without copying it: a kernel row that falls on
+/// the padding reads any image row with zero weights, the columns whose three taps are inside
+/// the image run the vectorised row kernel, and the one or two edge columns are summed apart.
+fn stencil_forward_stride1(g: &Geometry, x: &[f32], w: &[f32], e: Epilogue, out: &mut [f32]) {
+    let row = |ih: usize| &x[ih * g.w..(ih + 1) * g.w];
+    // Output columns `lo..hi` read input columns `lo - left ..= hi - left + 1`, all inside.
+    let lo = g.left.min(g.wo);
+    let hi = (g.w + g.left).saturating_sub(K - 1).clamp(lo, g.wo);
+    for (oh, dst) in out.chunks_exact_mut(g.wo).enumerate() {
+        let mut taps = [0f32; 9];
+        let mut rows = [row(0); 3];
+        for kh in 0..K {
+            if let Some(ih) = g.in_row(oh, kh) {
+                rows[kh] = row(ih);
+                taps[kh * K..kh * K + K].copy_from_slice(&w[kh * K..kh * K + K]);
+            }
+        }
+        if hi > lo {
+            row_stride1(&mut dst[lo..hi], rows.map(|r| &r[lo - g.left..]), &taps, e);
+        }
+        for ow in (0..lo).chain(hi..g.wo) {
+            let mut sum = 0.0;
+            for kw in 0..K {
+                if let Some(iw) = (ow + kw).checked_sub(g.left).filter(|&iw| iw < g.w) {
+                    sum += (0..K).map(|kh| taps[kh * K + kw] * rows[kh][iw]).sum::<f32>();
+                }
+            }
+            dst[ow] = e.on(sum);
+        }
+    }
 }
 
 /// The transpose of [`stencil_forward`]: scatters `grad` (`ho x wo`) back onto `dx` (`h x w`,
