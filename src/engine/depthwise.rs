@@ -179,7 +179,9 @@ fn stencil_forward_stride1(g: &Geometry, x: &[f32], w: &[f32], e: Epilogue, out:
 /// minus each side's padding.
 fn stencil_backward_data(g: &Geometry, pad: Pad, grad: &[f32], w: &[f32], dx: &mut [f32]) {
     if g.stride == 1 && pad.iter().all(|&p| p <= 2) {
-        let flipped: Vec<f32> = w.iter().rev().copied().collect();
+        let mut flipped = [0f32; K * K];
+        flipped.copy_from_slice(w);
+        flipped.reverse();
         let pad = pad.map(|p| 2 - p);
         let g = Geometry::new(g.ho, g.wo, 1, pad).expect("the transposed stencil fits");
         return stencil_forward(&g, pad, grad, &flipped, Epilogue::new(0.0, false), dx);
