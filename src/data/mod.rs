@@ -4,6 +4,7 @@
 mod augment;
 mod dataset;
 pub mod download;
+mod jpeg;
 mod pipeline;
 mod preprocess;
 pub mod synthetic;

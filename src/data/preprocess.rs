@@ -26,7 +26,7 @@ impl Preprocessing {
     }
 
     /// Per-channel `(scale, offset)` so that `value = pixel * scale + offset`.
-    fn affine(self) -> [(f32, f32); 3] {
+    pub(super) fn affine(self) -> [(f32, f32); 3] {
         match self {
             Self::MinusOneToOne => [(1.0 / 127.5, -1.0); 3],
             Self::MeanStd { mean, std } => std::array::from_fn(|c| (1.0 / (255.0 * std[c]), -mean[c] / std[c])),
@@ -35,16 +35,20 @@ impl Preprocessing {
 
     /// Interleaved RGB bytes (`H x W x 3`) to planar floats (`3 x H x W`).
     pub fn normalize(self, rgb: &[u8]) -> Vec<f32> {
-        let plane = rgb.len() / 3;
-        let affine = self.affine();
         let mut out = vec![0f32; rgb.len()];
-        for (c, (scale, offset)) in affine.into_iter().enumerate() {
+        self.normalize_into(rgb, &mut out);
+        out
+    }
+
+    /// [`Self::normalize`] into `out` (`rgb.len()` floats).
+    pub fn normalize_into(self, rgb: &[u8], out: &mut [f32]) {
+        let plane = rgb.len() / 3;
+        for (c, (scale, offset)) in self.affine().into_iter().enumerate() {
             let dst = &mut out[c * plane..(c + 1) * plane];
             for (d, px) in dst.iter_mut().zip(rgb.chunks_exact(3)) {
                 *d = px[c] as f32 * scale + offset;
             }
         }
-        out
     }
 }
 
