@@ -70,6 +70,24 @@ fn cached_activations_train_exactly_like_the_full_forward_pass() {
     assert_eq!(uncached.history().phases.iter().map(|p| p.cache_seconds).sum::<f64>(), 0.0);
 }
 
+#[test]
+fn prepared_caches_fill_both_phases_in_one_pass_and_train_the_same() {
+    let s = setup(Spec::default());
+    let features = s.dir.path().join("features");
+    let (extract, fine_tune) = (phase1(), phase2(2));
+    let mut prepared = s.trainer(s.train_config("prepared"));
+    prepared.prepare_caches(&[&extract, &fine_tune]).unwrap();
+    assert_eq!(cache_folders(&features), 2, "pooled features and the fine-tuning cut, from one pass");
+    prepared.fit(extract.clone()).unwrap();
+    prepared.fit(fine_tune.clone()).unwrap();
+    assert_eq!(cache_folders(&features), 2);
+    assert!(prepared.history().phases.iter().all(|p| p.cache_seconds == 0.0), "nothing was left to build");
+    let mut uncached = s.trainer(TrainConfig { cache: false, ..s.train_config("uncached") });
+    uncached.fit(extract).unwrap();
+    uncached.fit(fine_tune).unwrap();
+    assert_same_history(prepared.history(), uncached.history(), 1e-4);
+}
+
 fn cache_folders(dir: &Path) -> usize {
     std::fs::read_dir(dir).map(|d| d.count()).unwrap_or(0)
 }

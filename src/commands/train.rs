@@ -153,9 +153,13 @@ fn train(args: &TrainArgs, model: MobileNetV2, dataset: Dataset, config: TrainCo
     if let Some(tracker) = &tracker {
         trainer.add_callback(tracker.clone());
     }
-    trainer.fit(Phase::feature_extraction(args.epochs1).with_learning_rate(args.lr1))?;
-    if args.epochs2 > 0 {
-        trainer.fit(Phase::fine_tune(args.unfreeze_last, args.epochs2, args.lr2))?;
+    let extract = Phase::feature_extraction(args.epochs1).with_learning_rate(args.lr1);
+    let fine_tune = (args.epochs2 > 0).then(|| Phase::fine_tune(args.unfreeze_last, args.epochs2, args.lr2));
+    // Both phases' caches in one pass over the images.
+    trainer.prepare_caches(&[Some(&extract), fine_tune.as_ref()].into_iter().flatten().collect::<Vec<_>>())?;
+    trainer.fit(extract)?;
+    if let Some(phase) = fine_tune {
+        trainer.fit(phase)?;
     }
     let evaluation = trainer.evaluate()?;
     println!("validation: accuracy {:.4}, top-5 {:.4}, loss {:.4}", evaluation.accuracy, evaluation.top5, evaluation.loss);

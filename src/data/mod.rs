@@ -9,6 +9,10 @@ mod pipeline;
 mod preprocess;
 pub mod synthetic;
 
+/// How images become model inputs; part of the activation caches' key, so a change here (decoder,
+/// resize) rebuilds them.
+pub const DECODER: &str = "libjpeg-turbo raw planes + antialiased bilinear, v2";
+
 pub use augment::Augment;
 pub use dataset::{ClassSelection, Dataset, Sample};
 pub use pipeline::{decode, load_sample, Batch, DataLoader, Epoch, EpochStats, PipelineConfig, Skipped};

@@ -123,12 +123,21 @@ fn row_stride2(out: &mut [f32], rows: [&[f32]; 3], w: &[f32], e: Epilogue) {
 }
 
 thread_local! {
+    /// A padded input plane.
     static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
-    static GRAD_SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// A plane laid out at the padded row length.
+    static SPREAD: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
+
+/// Planes at most this wide go through [`stencil_forward_flat`]: their rows are too short for
+/// the row kernel's vectors (the tail's 14x14 and 7x7 planes ran scalar).
+const FLAT_MAX_WIDTH: usize = 32;
 
 /// `y = sum_{kh, kw} w[kh, kw] * x_padded[oh * s + kh, ow * s + kw]` for one plane.
 fn stencil_forward(g: &Geometry, pad: Pad, x: &[f32], w: &[f32], e: Epilogue, out: &mut [f32]) {
+    if g.stride == 1 && g.w <= FLAT_MAX_WIDTH {
+        return stencil_forward_flat(g, pad, x, w, e, out);
+    }
     if g.stride == 1 {
         return stencil_forward_stride1(g, x, w, e, out);
     }
@@ -139,6 +148,25 @@ fn stencil_forward(g: &Geometry, pad: Pad, x: &[f32], w: &[f32], e: Epilogue, ou
             let r = oh * g.stride;
             row_stride2(dst, [row(r), row(r + 1), row(r + 2)], w, e);
         }
+    });
+}
+
+/// Stride 1 over the whole padded plane as one flat row: output `i` of the flat run reads padded
+/// samples `i + kh * wp + kw`, which is the stencil wherever `i` falls in the first `wo` columns
+/// of a padded row; the rest (the `wp - wo` columns that straddle two rows) are computed and
+/// dropped. Every vector is full, however short the rows.
+fn stencil_forward_flat(g: &Geometry, pad: Pad, x: &[f32], w: &[f32], e: Epilogue, out: &mut [f32]) {
+    SCRATCH.with_borrow_mut(|padded| {
+        let wp = pad_plane(g, pad, x, padded);
+        padded.resize(padded.len() + K - 1, 0.0); // the last outputs read two past the plane
+        SPREAD.with_borrow_mut(|spread| {
+            spread.clear();
+            spread.resize(g.ho * wp, 0.0);
+            row_stride1(spread, [&padded[..], &padded[wp..], &padded[2 * wp..]], w, e);
+            for (dst, src) in out.chunks_exact_mut(g.wo).zip(spread.chunks_exact(wp)) {
+                dst.copy_from_slice(&src[..g.wo]);
+            }
+        })
     });
 }
 
@@ -234,7 +262,7 @@ fn stencil_backward_filter(g: &Geometry, pad: Pad, x: &[f32], grad: &[f32], dw: 
         return SCRATCH.with_borrow_mut(|padded| {
             let wp = pad_plane(g, pad, x, padded);
             padded.resize(padded.len() + K - 1, 0.0); // the last tap reads two past the plane
-            GRAD_SCRATCH.with_borrow_mut(|spread| {
+            SPREAD.with_borrow_mut(|spread| {
                 spread.clear();
                 spread.resize(g.ho * wp, 0.0);
                 for (dst, src) in spread.chunks_exact_mut(wp).zip(grad.chunks_exact(g.wo)) {

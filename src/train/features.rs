@@ -1,7 +1,8 @@
 //! Cached activations. Without augmentation the frozen front of the network is a pure function
 //! of the image, so its output is computed once, written to `data-cache/features/<key>/`, and
 //! every epoch trains from there: exact, and most of a frozen forward pass saved per epoch.
-//! Phase 1 caches the pooled features; phase 2 the input of the first block that trains.
+//! Phase 1 caches the pooled features; phase 2 the input of the first block that trains. One
+//! pass over the images can fill several caches (see `Trainer::prepare_caches`).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -44,44 +45,65 @@ pub struct FeatureStore {
 }
 
 impl FeatureStore {
-    /// Opens `dir/<name>` if complete, else runs `compute` over every batch of `loader` (in file
-    /// order, no augmentation) and writes the rows.
-    pub fn open_or_build(
-        dir: &Path,
+    /// For each `(dir, describe)` of `targets`, the cache `dir/<name>`: opened if complete; the
+    /// missing ones all built in one pass of `compute` over every batch of `loader` (file order,
+    /// no augmentation), whose `i`-th output goes to `targets[i]`.
+    pub fn open_or_build_all(
+        targets: &[(PathBuf, serde_json::Value)],
         name: &str,
         loader: &DataLoader,
-        describe: serde_json::Value,
         verbose: bool,
-        mut compute: impl FnMut(&Tensor) -> Result<Tensor>,
-    ) -> Result<Self> {
-        let (data_path, meta_path) = (dir.join(format!("{name}.f32")), dir.join(format!("{name}.json")));
-        if let Ok(text) = std::fs::read_to_string(&meta_path) {
-            let meta: Meta = serde_json::from_str(&text)?;
-            return Self::open(&data_path, meta, loader.samples().len(), true);
+        mut compute: impl FnMut(&Tensor) -> Result<Vec<Tensor>>,
+    ) -> Result<Vec<Self>> {
+        let paths = |dir: &Path| (dir.join(format!("{name}.f32")), dir.join(format!("{name}.json")));
+        let mut opened = Vec::with_capacity(targets.len());
+        for (dir, _) in targets {
+            let (data_path, meta_path) = paths(dir);
+            opened.push(match std::fs::read_to_string(&meta_path) {
+                Ok(text) => Some(Self::open(&data_path, serde_json::from_str(&text)?, loader.samples().len(), true)?),
+                Err(_) => None,
+            });
         }
-        std::fs::create_dir_all(dir)?;
+        if opened.iter().all(Option::is_some) {
+            return Ok(opened.into_iter().flatten().collect());
+        }
         let started = Instant::now();
-        let tmp = data_path.with_extension("f32.tmp");
-        let mut out = BufWriter::new(File::create(&tmp)?);
-        let (mut shape, mut samples, mut labels) = (Vec::new(), Vec::new(), Vec::new());
+        let mut outs = Vec::with_capacity(targets.len());
+        for (dir, _) in targets {
+            std::fs::create_dir_all(dir)?;
+            outs.push(BufWriter::new(File::create(paths(dir).0.with_extension("f32.tmp"))?));
+        }
+        let (mut shapes, mut samples, mut labels) = (vec![Vec::new(); targets.len()], Vec::new(), Vec::new());
         let mut progress = Progress::new(format!("caching {name}"), loader.samples().len(), verbose);
         let mut epoch = loader.epoch(0);
         for batch in epoch.by_ref() {
             let Batch { images, labels: y, indices } = batch?;
-            let rows = compute(&images)?;
-            shape = rows.dims()[1..].to_vec();
-            for v in rows.flatten_all()?.to_vec1::<f32>()? {
-                out.write_all(&v.to_le_bytes())?;
+            for ((rows, out), shape) in compute(&images)?.iter().zip(&mut outs).zip(&mut shapes) {
+                *shape = rows.dims()[1..].to_vec();
+                for v in rows.flatten_all()?.to_vec1::<f32>()? {
+                    out.write_all(&v.to_le_bytes())?;
+                }
             }
             labels.extend(y.to_vec1::<u32>()?);
             progress.inc(indices.len(), String::new);
             samples.extend(indices);
         }
-        out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
-        std::fs::rename(&tmp, &data_path)?;
-        let meta = Meta { describe, shape, samples, labels, skipped: epoch.stats().skipped, seconds: started.elapsed().as_secs_f64() };
-        crate::cache::write_atomic(&meta_path, serde_json::to_string(&meta)?.as_bytes())?;
-        Self::open(&data_path, meta, loader.samples().len(), false)
+        let (skipped, seconds) = (epoch.stats().skipped, started.elapsed().as_secs_f64());
+        let mut stores = Vec::with_capacity(targets.len());
+        for ((((dir, describe), out), shape), done) in targets.iter().zip(outs).zip(shapes).zip(opened) {
+            let (data_path, meta_path) = paths(dir);
+            out.into_inner().map_err(|e| e.into_error())?.sync_all()?;
+            if let Some(store) = done {
+                std::fs::remove_file(data_path.with_extension("f32.tmp"))?;
+                stores.push(store);
+                continue;
+            }
+            std::fs::rename(data_path.with_extension("f32.tmp"), &data_path)?;
+            let meta = Meta { describe: describe.clone(), shape, samples: samples.clone(), labels: labels.clone(), skipped: skipped.clone(), seconds };
+            crate::cache::write_atomic(&meta_path, serde_json::to_string(&meta)?.as_bytes())?;
+            stores.push(Self::open(&data_path, meta, loader.samples().len(), false)?);
+        }
+        Ok(stores)
     }
 
     fn open(data_path: &Path, meta: Meta, samples: usize, reused: bool) -> Result<Self> {
@@ -106,7 +128,8 @@ impl FeatureStore {
         self.meta.samples.is_empty()
     }
 
-    /// Seconds it took to compute (on the run that built it).
+    /// Seconds of the pass over the images that built it (on the run that built it; a pass that
+    /// filled deeper caches too counts whole).
     pub fn build_seconds(&self) -> f64 {
         self.meta.seconds
     }

@@ -92,8 +92,8 @@ pub struct Trainer {
     history: History,
     /// The optimizer of the phase trained last, kept so that the phase can continue.
     optimizer: Option<(Phase, Adam)>,
-    /// The caches of the last cut point, with their key.
-    cached: Option<(String, Arc<FeatureStore>, Arc<FeatureStore>)>,
+    /// The activation caches opened so far, with their keys.
+    cached: Vec<(String, Arc<FeatureStore>, Arc<FeatureStore>)>,
     callbacks: Vec<Box<dyn Callback>>,
 }
 
@@ -116,7 +116,7 @@ impl Trainer {
             preprocessing,
             history: History::default(),
             optimizer: None,
-            cached: None,
+            cached: Vec::new(),
             callbacks: Vec::new(),
         };
         if let Some(dir) = trainer.config.checkpoint_dir.clone() {
@@ -357,37 +357,89 @@ impl Trainer {
     fn source(&mut self) -> Result<(Source, f64)> {
         let train = DataLoader::new(self.dataset.train.clone(), self.pipeline(true, true), self.model.device());
         let validation = DataLoader::new(self.dataset.validation.clone(), self.pipeline(false, false), self.model.device());
-        if !self.config.cache || self.config.augment.is_some() {
+        if !self.caching() {
             return Ok((Source { start: 0, cached: None, train, validation }, 0.0));
         }
         let start = self.model.first_trainable_unit();
-        let (key, describe) = self.cache_key(start)?;
-        if let Some((k, t, v)) = &self.cached {
-            if *k == key {
-                return Ok((Source { start, cached: Some((t.clone(), v.clone())), train, validation }, 0.0));
+        let built = self.caches_at(&[start])?;
+        let key = self.cache_key(start)?.0;
+        let (_, t, v) = self.cached.iter().find(|(k, ..)| *k == key).expect("caches_at keeps what it opens");
+        Ok((Source { start, cached: Some((t.clone(), v.clone())), train, validation }, built))
+    }
+
+    fn caching(&self) -> bool {
+        self.config.cache && self.config.augment.is_none()
+    }
+
+    /// Builds, in one pass over the images, the activation caches that `phases` will train from
+    /// (pooled features for a frozen base, the input of the first trainable block for a
+    /// fine-tuning phase). `fit` builds a missing cache by itself; this saves the second pass
+    /// over the images when the phases are known up front, as in `food101 train`.
+    pub fn prepare_caches(&mut self, phases: &[&Phase]) -> Result<()> {
+        if !self.caching() {
+            return Ok(());
+        }
+        let mut starts = Vec::new();
+        for phase in phases {
+            self.apply(phase);
+            starts.push(self.model.first_trainable_unit());
+        }
+        self.model.freeze_all();
+        let result = self.caches_at(&starts);
+        if let Some(phase) = self.optimizer.as_ref().map(|(p, _)| p.clone()) {
+            self.apply(&phase);
+        }
+        result.map(|_| ())
+    }
+
+    /// Opens the caches of the activations at the input of units `starts`, building the missing
+    /// ones together in one pass over the images; returns the seconds spent building.
+    fn caches_at(&mut self, starts: &[usize]) -> Result<f64> {
+        let mut wanted: Vec<(usize, String, serde_json::Value)> = Vec::new();
+        for &start in starts {
+            let (key, describe) = self.cache_key(start)?;
+            if !self.cached.iter().any(|(k, ..)| *k == key) && !wanted.iter().any(|(_, k, _)| *k == key) {
+                wanted.push((start, key, describe));
             }
         }
-        let dir = self.config.cache_dir.clone().unwrap_or_else(|| crate::cache::cache_dir().join("features")).join(&key);
-        let n = self.model.num_units();
-        let model = &self.model;
-        let compute = |x: &candle_core::Tensor| {
-            let y = model.forward_units(x, 0..start)?;
-            Ok(if start == n { y.mean((2, 3))? } else { y })
+        if wanted.is_empty() {
+            return Ok(0.0);
+        }
+        wanted.sort_by_key(|w| w.0);
+        let started = Instant::now();
+        let root = self.config.cache_dir.clone().unwrap_or_else(|| crate::cache::cache_dir().join("features"));
+        let targets: Vec<(PathBuf, serde_json::Value)> = wanted.iter().map(|(_, key, describe)| (root.join(key), describe.clone())).collect();
+        let (n, model) = (self.model.num_units(), &self.model);
+        let compute = |x: &candle_core::Tensor| -> Result<Vec<candle_core::Tensor>> {
+            let (mut y, mut at, mut outs) = (x.clone(), 0, Vec::new());
+            for &(cut, ..) in &wanted {
+                y = model.forward_units(&y, at..cut)?;
+                at = cut;
+                outs.push(if cut == n { y.mean((2, 3))? } else { y.clone() });
+            }
+            Ok(outs)
         };
         let plain = |samples: &[Sample]| DataLoader::new(samples.to_vec(), self.pipeline(false, false), model.device());
         let verbose = self.config.verbose;
-        let t = FeatureStore::open_or_build(&dir, "train", &plain(&self.dataset.train), describe.clone(), verbose, compute)?;
-        let v = FeatureStore::open_or_build(&dir, "validation", &validation, describe, verbose, compute)?;
-        let what = if start == n { "pooled features".to_string() } else { format!("activations at unit {start} of {n}") };
-        let built = [&t, &v].iter().filter(|s| !s.reused).map(|s| s.build_seconds()).sum::<f64>();
-        if t.reused && v.reused {
-            self.say(format!("cache: reusing {what} in {}", dir.display()));
-        } else {
-            self.say(format!("cache: computed {what} for {} + {} images in {built:.1} s -> {}", t.len(), v.len(), dir.display()));
+        let train = FeatureStore::open_or_build_all(&targets, "train", &plain(&self.dataset.train), verbose, &compute)?;
+        let validation = FeatureStore::open_or_build_all(&targets, "validation", &plain(&self.dataset.validation), verbose, &compute)?;
+        let mut built = false;
+        for (((start, key, _), t), v) in wanted.iter().zip(train).zip(validation) {
+            let what = if *start == n { "pooled features".to_string() } else { format!("activations at unit {start} of {n}") };
+            let dir = root.join(key);
+            if t.reused && v.reused {
+                self.say(format!("cache: reusing {what} in {}", dir.display()));
+            } else {
+                built = true;
+                self.say(format!("cache: computed {what} for {} + {} images -> {}", t.len(), v.len(), dir.display()));
+            }
+            self.cached.push((key.clone(), Arc::new(t), Arc::new(v)));
         }
-        let (t, v) = (Arc::new(t), Arc::new(v));
-        self.cached = Some((key, t.clone(), v.clone()));
-        Ok((Source { start, cached: Some((t, v)), train, validation }, built))
+        let seconds = if built { started.elapsed().as_secs_f64() } else { 0.0 };
+        if built {
+            self.say(format!("cache: {seconds:.1} s for one pass over the images"));
+        }
+        Ok(seconds)
     }
 
     /// A digest of everything the cached activations depend on: the frozen weights, the model
@@ -398,6 +450,7 @@ impl Trainer {
             "cut_unit": start,
             "units": self.model.num_units(),
             "preprocessing": self.preprocessing,
+            "decoder": crate::data::DECODER,
             "data": self.dataset.root,
             "train_images": self.dataset.train.len(),
             "validation_images": self.dataset.validation.len(),
