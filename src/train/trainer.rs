@@ -92,6 +92,9 @@ pub struct Trainer {
     history: History,
     /// The optimizer of the phase trained last, kept so that the phase can continue.
     optimizer: Option<(Phase, Adam)>,
+    /// The validation of the current weights when nothing has trained since: the last epoch's,
+    /// which `evaluate` returns instead of running the same pass again.
+    validated: Option<Evaluation>,
     /// The activation caches opened so far, with their keys.
     cached: Vec<(String, Arc<FeatureStore>, Arc<FeatureStore>)>,
     callbacks: Vec<Box<dyn Callback>>,
@@ -116,6 +119,7 @@ impl Trainer {
             preprocessing,
             history: History::default(),
             optimizer: None,
+            validated: None,
             cached: Vec::new(),
             callbacks: Vec::new(),
         };
@@ -270,12 +274,14 @@ impl Trainer {
         for _ in done..phase.epochs {
             let epoch = self.history.epochs.len() + 1;
             let started = Instant::now();
+            self.validated = None;
             let (metrics, skipped_train) = match self.train_epoch(&source, adam, epoch) {
                 Err(Error::Diverged { epoch, batch, loss, .. }) => return Err(self.recover(epoch, batch, loss)),
                 other => other?,
             };
             let evaluation = self.validate(&source)?;
             self.apply(phase);
+            self.validated = Some(evaluation.clone());
             let record = EpochRecord {
                 epoch,
                 phase: phase.name.clone(),
@@ -340,13 +346,18 @@ impl Trainer {
     /// Evaluates the current classifier on the validation split and records it as the history's
     /// final evaluation.
     pub fn evaluate(&mut self) -> Result<Evaluation> {
-        let (source, _) = self.source()?;
-        let restore = self.optimizer.as_ref().map(|(p, _)| p.clone());
-        let evaluation = self.validate(&source);
-        if let Some(phase) = restore {
-            self.apply(&phase);
-        }
-        let evaluation = evaluation?;
+        let evaluation = match self.validated.clone() {
+            Some(evaluation) => evaluation,
+            None => {
+                let (source, _) = self.source()?;
+                let restore = self.optimizer.as_ref().map(|(p, _)| p.clone());
+                let evaluation = self.validate(&source);
+                if let Some(phase) = restore {
+                    self.apply(&phase);
+                }
+                evaluation?
+            }
+        };
         self.history.evaluation =
             Some(FinalEvaluation { val_loss: evaluation.loss, val_accuracy: evaluation.accuracy, val_top5: evaluation.top5 });
         Ok(evaluation)
@@ -504,6 +515,7 @@ impl Trainer {
         if state.seed != self.config.seed {
             return Err(mismatch(format!("made with seed {}, this run has seed {}: resuming would not repeat the run", state.seed, self.config.seed)));
         }
+        self.validated = None;
         checkpoint::load_vars(self.model.varmap(), &folder.join(checkpoint::BASE))?;
         checkpoint::load_vars(&self.head_vars, &folder.join(checkpoint::HEAD))?;
         self.apply(&state.phase);
