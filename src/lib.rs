@@ -13,6 +13,7 @@ pub mod cache;
 pub mod data;
 pub mod engine;
 pub mod error;
+mod memory;
 pub mod model;
 pub mod notebook;
 pub mod predict;

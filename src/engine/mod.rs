@@ -28,26 +28,9 @@ pub fn set_enabled(on: bool) {
 pub fn supports(x: &Tensor) -> bool {
     let yes = ENABLED.load(Ordering::Relaxed) && x.device().is_cpu() && x.dtype() == candle_core::DType::F32;
     if yes {
-        KEEP_FREED_MEMORY.call_once(keep_freed_memory);
+        crate::memory::keep_freed_memory();
     }
     yes
-}
-
-static KEEP_FREED_MEMORY: std::sync::Once = std::sync::Once::new();
-
-/// Every op allocates its output; glibc serves large blocks with fresh `mmap`s and unmaps them on
-/// free, so each step page-faults its activations in again (a fifth of inference time, and a
-/// tenth of a training step for the blocks over 32 MB, such as a batch of 112x112 activations).
-/// Serving every block from the heap and never trimming it lets steps reuse freed memory, as the
-/// arena allocators of TensorFlow and PyTorch do. Process-wide, once, and only on glibc.
-fn keep_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only changes allocator tunables; it is safe to call at any time.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_MAX, 0);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
-        libc::mallopt(libc::M_TOP_PAD, 512 << 20);
-    }
 }
 
 /// The gradients of a three-input op: input, weight, bias.
