@@ -75,18 +75,26 @@ fn pad_plane(g: &Geometry, pad: Pad, x: &[f32], out: &mut Vec<f32>) -> usize {
             let (first, second) = if pad[2] % 2 == 0 { (even, odd) } else { (odd, even) };
             let offset = pad[2] / 2;
             let second_offset = (pad[2] + 1) / 2;
-            let pairs = src.chunks_exact(2);
-            if let [last] = pairs.remainder() {
-                first[offset + src.len() / 2] = *last;
+            if src.len() % 2 == 1 {
+                first[offset + src.len() / 2] = src[src.len() - 1];
             }
-            let (first, second) = (&mut first[offset..], &mut second[second_offset..]);
-            for ((pair, a), b) in pairs.zip(first.iter_mut()).zip(second.iter_mut()) {
-                *a = pair[0];
-                *b = pair[1];
-            }
+            let n = src.len() / 2;
+            deinterleave(&src[..2 * n], &mut first[offset..offset + n], &mut second[second_offset..second_offset + n]);
         }
     }
     row_len
+}
+
+/// `even[j] = src[2j]`, `odd[j] = src[2j + 1]`, written as indexed loads so that the compiler
+/// turns them into vector shuffles.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+fn deinterleave(src: &[f32], even: &mut [f32], odd: &mut [f32]) {
+    let n = even.len().min(odd.len()).min(src.len() / 2);
+    let (src, even, odd) = (&src[..2 * n], &mut even[..n], &mut odd[..n]);
+    for j in 0..n {
+        even[j] = src[2 * j];
+        odd[j] = src[2 * j + 1];
+    }
 }
 
 /// One output row at stride 1 from three padded input rows: all nine taps in one pass.
