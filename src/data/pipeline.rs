@@ -124,6 +124,9 @@ fn load_sample_into(path: &std::path::Path, config: &PipelineConfig, rng: Option
     Ok(())
 }
 
+/// A batch's pixels, and per slot the sample it holds and whether it loaded.
+type Loaded = (Vec<f32>, Vec<(usize, Result<(), String>)>);
+
 /// Batches over a list of samples.
 pub struct DataLoader {
     samples: Arc<Vec<Sample>>,
@@ -176,7 +179,7 @@ impl DataLoader {
                 })
             };
             // The readable images closed up (skipped ones are rare), as a batch.
-            let assemble = |(mut pixels, results): (Vec<f32>, Vec<(usize, Result<(), String>)>)| -> Option<Result<Batch>> {
+            let assemble = |(mut pixels, results): Loaded| -> Option<Result<Batch>> {
                 let (mut labels, mut indices) = (Vec::new(), Vec::new());
                 for (slot, (i, result)) in results.into_iter().enumerate() {
                     match result {
