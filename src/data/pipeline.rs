@@ -204,7 +204,7 @@ impl DataLoader {
                     })
                 })
             };
-            // Batch k is assembled while batch k + 1 decodes, so no core waits on the copy.
+            // Batch k is closed up and made into tensors while batch k + 1 decodes.
             let mut pending = None;
             for chunk in order.chunks(config.batch_size.max(1)).map(Some).chain([None]) {
                 let (batch, loaded) = rayon::join(|| pending.take().and_then(assemble), || chunk.map(load));
@@ -221,8 +221,8 @@ impl DataLoader {
 }
 
 /// A buffer of `items.len()` slots of `len` floats, each slot zeroed and then filled by `fill` on
-/// the rayon pool. `vec![0.0; n]` would zero the whole batch (19 MB at 224 px) on one core while
-/// the others wait: that alone cost a quarter of the two-thread throughput.
+/// the rayon pool. `vec![0.0; n]` would zero the whole batch (19 MB at 224 px) in one serial pass
+/// while the other threads wait.
 fn slots_filled_in_parallel<R: Send>(items: &[usize], len: usize, fill: impl Fn(&mut [f32], usize) -> R + Sync) -> (Vec<f32>, Vec<R>) {
     let total = items.len() * len;
     let mut buffer = Vec::with_capacity(total);
