@@ -372,9 +372,8 @@ impl Trainer {
             return Ok((Source { start: 0, cached: None, train, validation }, 0.0));
         }
         let start = self.model.first_trainable_unit();
-        let built = self.caches_at(&[start])?;
-        let key = self.cache_key(start)?.0;
-        let (_, t, v) = self.cached.iter().find(|(k, ..)| *k == key).expect("caches_at keeps what it opens");
+        let (built, keys) = self.caches_at(&[start])?;
+        let (_, t, v) = self.cached.iter().find(|(k, ..)| *k == keys[0]).expect("caches_at keeps what it opens");
         Ok((Source { start, cached: Some((t.clone(), v.clone())), train, validation }, built))
     }
 
@@ -404,17 +403,19 @@ impl Trainer {
     }
 
     /// Opens the caches of the activations at the input of units `starts`, building the missing
-    /// ones together in one pass over the images; returns the seconds spent building.
-    fn caches_at(&mut self, starts: &[usize]) -> Result<f64> {
-        let mut wanted: Vec<(usize, String, serde_json::Value)> = Vec::new();
+    /// ones together in one pass over the images; returns the seconds spent building and the
+    /// caches' keys, in the order of `starts`.
+    fn caches_at(&mut self, starts: &[usize]) -> Result<(f64, Vec<String>)> {
+        let (mut keys, mut wanted): (Vec<String>, Vec<(usize, String, serde_json::Value)>) = (Vec::new(), Vec::new());
         for &start in starts {
             let (key, describe) = self.cache_key(start)?;
             if !self.cached.iter().any(|(k, ..)| *k == key) && !wanted.iter().any(|(_, k, _)| *k == key) {
-                wanted.push((start, key, describe));
+                wanted.push((start, key.clone(), describe));
             }
+            keys.push(key);
         }
         if wanted.is_empty() {
-            return Ok(0.0);
+            return Ok((0.0, keys));
         }
         wanted.sort_by_key(|w| w.0);
         let started = Instant::now();
@@ -450,7 +451,7 @@ impl Trainer {
         if built {
             self.say(format!("cache: {seconds:.1} s for one pass over the images"));
         }
-        Ok(seconds)
+        Ok((seconds, keys))
     }
 
     /// A digest of everything the cached activations depend on: the frozen weights, the model
