@@ -5,7 +5,7 @@ Called by the Rust driver (`cargo run --release --bin bench`) once per (framewor
 so that the peak RSS it reports belongs to that one case:
 
     data-cache/venv-peers/bin/python bench/peers.py --framework tensorflow|pytorch \
-        --case inference|head|phase2|full|etl --threads N --batch B [--size 224] [--classes 101] \
+        --case inference|head|phase2|full|etl|etl-aa --threads N --batch B [--size 224] [--classes 101] \
         [--data DIR] [--warmup 2] [--steps K] [--min-seconds S]
 
 Prints exactly one JSON line on stdout:
@@ -25,7 +25,10 @@ import resource
 import sys
 import time
 
-CASES = ("inference", "head", "phase2", "full", "etl")
+CASES = ("inference", "head", "phase2", "full", "etl", "etl-aa")
+# etl resizes bilinearly from the 2x2 nearest pixels (tf.image.resize's default); etl-aa antialiases
+# (the filter widens when shrinking, as Pillow and our training pipeline do).
+ANTIALIASED = {"etl": False, "etl-aa": True}
 LEARNING_RATE = {"head": 1e-3, "full": 1e-3, "phase2": 1e-5}
 # Keras: base.layers[-50:] = from `block_11_project` on; the same slice of torchvision's model.
 PHASE2_TRAINABLE_BASE_PARAMS = 1_855_104
@@ -56,8 +59,8 @@ def parse_args():
         p.error("threads, batch, classes >= 1, size >= 32, warmup >= 0")
     if a.steps is not None and a.steps < 1:
         p.error("--steps must be >= 1")
-    if a.case == "etl" and not a.data:
-        p.error("--case etl needs --data DIR")
+    if a.case in ANTIALIASED and not a.data:
+        p.error(f"--case {a.case} needs --data DIR")
     return a
 
 
@@ -127,7 +130,7 @@ def run_tensorflow(a):
         f"{tf.config.threading.get_intra_op_parallelism_threads()}, inter-op "
         f"{tf.config.threading.get_inter_op_parallelism_threads()}")
 
-    if a.case == "etl":
+    if a.case in ANTIALIASED:
         return tf.__version__, etl_tensorflow(tf, a)
 
     keras.utils.set_random_seed(0)
@@ -194,12 +197,12 @@ def run_tensorflow(a):
 def etl_tensorflow(tf, a):
     files = jpeg_files(a.data)
     log(f"etl: {len(files)} JPEGs under {a.data}")
-    size = a.size
+    size, antialias = a.size, ANTIALIASED[a.case]
 
     def load(path):
         img = tf.io.decode_jpeg(tf.io.read_file(path), channels=3)
-        # tf.image.resize: bilinear, float32 in [0, 255] (no antialiasing, unlike PIL's resize).
-        return tf.image.resize(img, (size, size), method="bilinear") / 255.0
+        # tf.image.resize: bilinear, float32 in [0, 255].
+        return tf.image.resize(img, (size, size), method="bilinear", antialias=antialias) / 255.0
 
     # Repeated: the batch count is set by etl_steps (one pass by default), not by the data's end.
     ds = tf.data.Dataset.from_tensor_slices(files).repeat()
@@ -230,7 +233,7 @@ def run_pytorch(a):
     log(f"torch {torch.__version__}, torchvision {torchvision.__version__}, threads "
         f"{torch.get_num_threads()}, inter-op {torch.get_num_interop_threads()}")
 
-    if a.case == "etl":
+    if a.case in ANTIALIASED:
         return torch.__version__, etl_pytorch(torch, a)
 
     torch.manual_seed(0)
@@ -295,20 +298,25 @@ def etl_pytorch(torch, a):
     import gc
 
     import numpy as np
+    import torchvision
     from PIL import Image
 
     files = jpeg_files(a.data)
     log(f"etl: {len(files)} JPEGs under {a.data}")
-    size = a.size
+    size, antialias = a.size, ANTIALIASED[a.case]
 
     class Jpegs(torch.utils.data.Dataset):
         def __len__(self):
             return len(files)
 
         def __getitem__(self, i):
-            with Image.open(files[i]) as img:
-                img = img.convert("RGB").resize((size, size), Image.BILINEAR)
-            return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
+            if antialias:  # Pillow's bilinear always antialiases
+                with Image.open(files[i]) as img:
+                    img = img.convert("RGB").resize((size, size), Image.BILINEAR)
+                return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255.0).permute(2, 0, 1)
+            img = torchvision.io.decode_jpeg(torchvision.io.read_file(files[i]), mode=torchvision.io.ImageReadMode.RGB)
+            img = torch.nn.functional.interpolate(img[None].float(), (size, size), mode="bilinear", antialias=False)
+            return img[0] / 255.0
 
     # Workers are processes (each runs torch with 1 thread, DataLoader's default).
     loader = torch.utils.data.DataLoader(Jpegs(), batch_size=a.batch, num_workers=a.threads,
@@ -353,7 +361,7 @@ def main():
     # with the parent count in both, so for that case it is a rough figure. Other cases leave the
     # children out: importing TensorFlow runs a short-lived child process whose ru_maxrss (~450 MB,
     # the parent's pages at fork time) has nothing to do with the benchmark.
-    with_children = a.framework == "pytorch" and a.case == "etl"
+    with_children = a.framework == "pytorch" and a.case in ANTIALIASED
     peak_kb = self_ru.ru_maxrss + (children_ru.ru_maxrss if with_children else 0)
     peak_rss_mb = peak_kb / 1024.0
     log(f"{a.framework} {a.case}: {steps} steps, {images} images in {seconds:.3f} s; "

@@ -8,7 +8,7 @@ use std::process::Command;
 
 use food101::candle_core::Device;
 use food101::data::synthetic::{self, Layout, Spec};
-use food101::data::{Augment, ClassSelection, DataLoader, Dataset, PipelineConfig, Preprocessing};
+use food101::data::{Augment, ClassSelection, DataLoader, Dataset, PipelineConfig, Preprocessing, Resize};
 
 fn broken_spec() -> Spec {
     Spec { classes: 3, train_per_class: 6, validation_per_class: 2, broken: true, ..Spec::default() }
@@ -156,11 +156,10 @@ fn cats_and_dogs_from_shared() {
 
 /// Mean and largest difference, in byte levels, between the pipeline's input for `path` (the
 /// raw-plane JPEG road) and the general one (decode to RGB, resize, normalise).
-fn raw_road_against_general(path: &std::path::Path, size: (usize, usize)) -> (f32, f32) {
-    let cfg = PipelineConfig { image_size: size, ..PipelineConfig::default() };
+fn raw_road_against_general(path: &std::path::Path, size: (usize, usize), resize: Resize) -> (f32, f32) {
+    let cfg = PipelineConfig { image_size: size, resize, ..PipelineConfig::default() };
     let fast = food101::data::load_sample(path, &cfg, None).unwrap();
-    let general = food101::data::to_tensor(&food101::data::load_rgb(path).unwrap(), size, cfg.preprocessing, &Device::Cpu).unwrap();
-    let general = general.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let general = cfg.preprocessing.normalize(resize.apply(&food101::data::load_rgb(path).unwrap(), size.0, size.1).as_raw());
     assert_eq!(fast.len(), general.len());
     let diffs: Vec<f32> = fast.iter().zip(&general).map(|(a, b)| (a - b).abs() * 127.5).collect();
     (diffs.iter().sum::<f32>() / diffs.len() as f32, diffs.iter().cloned().fold(0.0, f32::max))
@@ -171,12 +170,16 @@ fn the_raw_plane_jpeg_road_matches_decoding_to_rgb_first() {
     let tmp = tempfile::tempdir().unwrap();
     synthetic::generate(tmp.path(), Layout::ClassFolders, &Spec { classes: 1, train_per_class: 2, validation_per_class: 1, ..Spec::default() }).unwrap();
     let ds = Dataset::open(tmp.path()).unwrap();
-    let (mean, _) = raw_road_against_general(&ds.train[0].path, (32, 40));
-    assert!(mean < 1.5, "synthetic JPEG: mean difference {mean} levels");
+    for resize in [Resize::Antialiased, Resize::Bilinear] {
+        let (mean, _) = raw_road_against_general(&ds.train[0].path, (32, 40), resize);
+        assert!(mean < 1.5, "synthetic JPEG, {resize:?}: mean difference {mean} levels");
+    }
     let Some(shared) = common::shared("the_raw_plane_jpeg_road_matches_decoding_to_rgb_first (photos)") else { return };
     for name in ["cats/cat.2000.jpg", "dogs/dog.2001.jpg", "cats/cat.2250.jpg"] {
-        let (mean, max) = raw_road_against_general(&shared.join("datasets/cats_and_dogs_filtered/validation").join(name), (224, 224));
-        // Chroma is filtered once instead of upsampled then filtered: small, local differences.
-        assert!(mean < 1.0 && max < 16.0, "{name}: mean {mean}, max {max} levels");
+        for resize in [Resize::Antialiased, Resize::Bilinear] {
+            let (mean, max) = raw_road_against_general(&shared.join("datasets/cats_and_dogs_filtered/validation").join(name), (224, 224), resize);
+            // Chroma is filtered once instead of upsampled then filtered: small, local differences.
+            assert!(mean < 1.0 && max < 16.0, "{name}, {resize:?}: mean {mean}, max {max} levels");
+        }
     }
 }

@@ -16,7 +16,7 @@ use food101::candle_core::{Device, Tensor};
 use food101::candle_nn::{loss, VarMap};
 use food101::train::{Adam, AdamConfig};
 use rand::SeedableRng;
-use food101::data::{DataLoader, Dataset, PipelineConfig};
+use food101::data::{DataLoader, Dataset, PipelineConfig, Resize};
 use food101::model::LayerKind;
 use food101::{ClassifierHead, MobileNetV2, MobileNetV2Config};
 use serde::{Deserialize, Serialize};
@@ -26,7 +26,8 @@ use serde::{Deserialize, Serialize};
 struct Args {
     #[arg(long, default_value = "food101,tensorflow,pytorch", value_delimiter = ',')]
     frameworks: Vec<String>,
-    /// inference, head, phase2, full, and etl (needs --data).
+    /// inference, head, phase2, full; etl and etl-aa (need --data) time the input pipeline with
+    /// `tf.image.resize`'s default bilinear and with antialiasing (Pillow's, our training default).
     #[arg(long, default_value = "inference,head,phase2,full", value_delimiter = ',')]
     cases: Vec<String>,
     #[arg(long, default_value = "1,2", value_delimiter = ',')]
@@ -88,13 +89,14 @@ fn forward_flops(model: &MobileNetV2) -> f64 {
         .sum()
 }
 
-/// The `etl` case: decode, resize and batch JPEGs with the data pipeline.
-fn run_etl(args: &Args) -> Result<Measurement> {
+/// The `etl` cases: decode, resize and batch JPEGs with the data pipeline.
+fn run_etl(args: &Args, case: &str) -> Result<Measurement> {
     let data = args.data.as_ref().context("the etl case needs --data DIR")?;
     let dataset = Dataset::open(data)?;
     let wanted = (args.steps + 2) * args.batch;
     let samples = dataset.train.iter().cycle().take(wanted).cloned().collect(); // repeats a small dataset
-    let config = PipelineConfig { image_size: (args.size, args.size), batch_size: args.batch, ..PipelineConfig::default() };
+    let resize = if case == "etl-aa" { Resize::Antialiased } else { Resize::Bilinear };
+    let config = PipelineConfig { image_size: (args.size, args.size), batch_size: args.batch, resize, ..PipelineConfig::default() };
     let loader = DataLoader::new(samples, config, &Device::Cpu);
     let mut epoch = loader.epoch(0);
     for _ in 0..2 {
@@ -107,7 +109,7 @@ fn run_etl(args: &Args) -> Result<Measurement> {
     }
     Ok(Measurement {
         framework: "food101".into(),
-        case: "etl".into(),
+        case: case.into(),
         threads: args.worker_threads,
         batch: args.batch,
         images_per_s: images as f64 / start.elapsed().as_secs_f64(),
@@ -118,8 +120,8 @@ fn run_etl(args: &Args) -> Result<Measurement> {
 
 /// One case of ours, timed in this process.
 fn run_worker(args: &Args, case: &str) -> Result<Measurement> {
-    if case == "etl" {
-        return run_etl(args);
+    if case.starts_with("etl") {
+        return run_etl(args, case);
     }
     let device = Device::Cpu;
     let batch = if case == "full" { args.full_batch } else { args.batch };
@@ -198,7 +200,7 @@ const ETL_MIN_STEPS: usize = 40;
 
 fn run_one(args: &Args, framework: &str, case: &str, threads: usize) -> Result<Measurement> {
     let batch = if case == "full" { args.full_batch } else { args.batch };
-    let steps = if case == "etl" { args.steps.max(ETL_MIN_STEPS) } else { args.steps }.to_string();
+    let steps = if case.starts_with("etl") { args.steps.max(ETL_MIN_STEPS) } else { args.steps }.to_string();
     let mut cmd = if framework == "food101" {
         let mut c = Command::new(std::env::current_exe()?);
         c.args(["--worker", case, "--worker-threads", &threads.to_string()]);

@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use super::augment::Augment;
 use super::dataset::Sample;
 use super::jpeg;
-use super::preprocess::{load_rgb, resize_bilinear, Preprocessing};
+use super::preprocess::{load_rgb, Preprocessing, Resize};
 use crate::error::Result;
 
 /// How batches are made.
@@ -26,6 +26,9 @@ pub struct PipelineConfig {
     /// `(height, width)` the model takes.
     pub image_size: (usize, usize),
     pub preprocessing: Preprocessing,
+    /// How images shrink to `image_size` (augmented images are always antialiased).
+    #[serde(default)]
+    pub resize: Resize,
     pub batch_size: usize,
     /// Reshuffle every epoch (training); keep file order otherwise (validation).
     pub shuffle: bool,
@@ -40,6 +43,7 @@ impl Default for PipelineConfig {
         Self {
             image_size: (224, 224),
             preprocessing: Preprocessing::MinusOneToOne,
+            resize: Resize::Antialiased,
             batch_size: 32,
             shuffle: false,
             seed: 42,
@@ -115,9 +119,9 @@ fn load_sample_into(path: &std::path::Path, config: &PipelineConfig, rng: Option
     match (&config.augment, rng) {
         (Some(augment), Some(rng)) => p.normalize_into(augment.apply(&decode(path)?, h, w, rng).as_raw(), out),
         _ => {
-            let fast = std::fs::read(path).is_ok_and(|bytes| jpeg::decode_resized_into(&bytes, (h, w), p, out));
+            let fast = std::fs::read(path).is_ok_and(|bytes| jpeg::decode_resized_into(&bytes, (h, w), config.resize, p, out));
             if !fast {
-                p.normalize_into(resize_bilinear(&decode(path)?, h, w).as_raw(), out);
+                p.normalize_into(config.resize.apply(&decode(path)?, h, w).as_raw(), out);
             }
         }
     }
