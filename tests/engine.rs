@@ -117,11 +117,13 @@ fn depthwise_matches_stock_candle_and_finite_differences() {
 
 #[test]
 fn pointwise_matches_stock_candle_and_finite_differences() {
-    for (h, w) in [(5, 7), (33, 32)] {
-        let inputs = [randn(&[3, 6, h, w]), randn(&[4, 6, 1, 1]), bias(4)];
+    // With 2100 output channels a multiply covers 64 columns (the engine's output block), so the
+    // 10x13 planes take three blocks, the last of two columns.
+    for (c_out, (h, w)) in [(4, (5, 7)), (4, (33, 32)), (2100, (10, 13))] {
+        let inputs = [randn(&[3, 6, h, w]), randn(&[c_out, 6, 1, 1]), bias(c_out)];
         let ours = |t: &[Tensor], relu6| engine::pointwise_conv(&t[0], &t[1], &t[2], relu6).unwrap();
         let stock = |t: &[Tensor]| t[0].conv2d(&t[1], 0, 1, 1, 1).unwrap();
-        check_conv(&ours, &stock, &inputs, &format!("pointwise {h}x{w}"));
+        check_conv(&ours, &stock, &inputs, &format!("pointwise {c_out} channels {h}x{w}"));
     }
 }
 

@@ -4,22 +4,31 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-/// Row-major matrix views for [`matmul`]: `(data, rows, cols, transposed)`.
+/// Row-major matrix views for [`matmul`]: `(data, rows, cols, transposed)`, and for views of
+/// some columns, the distance between rows.
 pub(super) struct Mat<'a> {
     pub(super) data: &'a [f32],
     pub(super) rows: usize,
     pub(super) cols: usize,
     /// Read the stored `cols x rows` matrix transposed.
     transposed: bool,
+    /// Elements from one row to the next (not transposed): `cols`, or more in a view of columns.
+    stride: usize,
 }
 
 impl<'a> Mat<'a> {
     pub(super) fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        Self { data, rows, cols, transposed: false }
+        Self { data, rows, cols, transposed: false, stride: cols }
     }
 
     pub(super) fn t(data: &'a [f32], rows: usize, cols: usize) -> Self {
-        Self { data, rows, cols, transposed: true }
+        Self { data, rows, cols, transposed: true, stride: rows }
+    }
+
+    /// Columns `range` of a matrix that is not transposed.
+    pub(super) fn columns(&self, range: std::ops::Range<usize>) -> Mat<'a> {
+        assert!(!self.transposed && range.end <= self.cols);
+        Mat { data: &self.data[range.start..], cols: range.len(), ..*self }
     }
 
     /// `(column stride, row stride)` of the logical `rows x cols` matrix.
@@ -27,22 +36,34 @@ impl<'a> Mat<'a> {
         if self.transposed {
             (self.rows as isize, 1)
         } else {
-            (1, self.cols as isize)
+            (1, self.stride as isize)
         }
+    }
+
+    /// Whether `data` holds every element the strides address.
+    fn fits(&self) -> bool {
+        let (cs, rs) = self.strides();
+        self.rows == 0 || self.cols == 0 || (self.rows - 1) * rs as usize + (self.cols - 1) * (cs as usize) < self.data.len()
     }
 }
 
 /// `dst (m x n) = a (m x k) · b (k x n)`, plus `dst` itself when `accumulate` (otherwise `dst`
 /// is only written, never read).
 pub(super) fn matmul(dst: &mut [f32], a: &Mat, b: &Mat, accumulate: bool, parallelism: Parallelism) {
+    assert_eq!(dst.len(), a.rows * b.cols);
+    matmul_strided(dst, b.cols, a, b, accumulate, parallelism)
+}
+
+/// [`matmul`] into an `m x n` block whose rows lie `dst_stride` elements apart in `dst`.
+pub(super) fn matmul_strided(dst: &mut [f32], dst_stride: usize, a: &Mat, b: &Mat, accumulate: bool, parallelism: Parallelism) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert!(b.rows == k && dst.len() == m * n && a.data.len() == m * k && b.data.len() == k * n);
+    assert!(b.rows == k && a.fits() && b.fits() && n <= dst_stride && (m == 0 || (m - 1) * dst_stride + n <= dst.len()));
     let ((a_cs, a_rs), (b_cs, b_rs)) = (a.strides(), b.strides());
-    // SAFETY: the three buffers hold exactly the m x k, k x n and m x n elements the strides
-    // address (asserted above), and `dst` is borrowed mutably, so it aliases neither input.
+    // SAFETY: the three buffers hold every element the strides address (asserted above), and
+    // `dst` is borrowed mutably, so it aliases neither input.
     unsafe {
         gemm::gemm(
-            m, n, k, dst.as_mut_ptr(), 1, n as isize, accumulate, a.data.as_ptr(), a_cs, a_rs,
+            m, n, k, dst.as_mut_ptr(), 1, dst_stride as isize, accumulate, a.data.as_ptr(), a_cs, a_rs,
             b.data.as_ptr(), b_cs, b_rs, 1.0, 1.0, false, false, false, parallelism,
         );
     }

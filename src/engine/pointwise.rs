@@ -2,23 +2,35 @@
 //! buffer (no im2col, no zero fill), one per image; the weight gradient is summed over the batch
 //! inside the multiplies instead of materialising one gradient per image.
 
+use std::ops::Range;
+
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-use super::matmul::{matmul, sum_over_images, Mat};
+use super::matmul::{matmul, matmul_strided, sum_over_images, Mat};
 use super::epilogue::{epilogue_backward, Epilogue};
 use super::{contiguous_f32, dims4, uninit_output, Grads3};
 
+/// Output floats per multiply: about a quarter of a core's L2 cache.
+const BLOCK_FLOATS: usize = 1 << 17;
+
 /// `out[i] = a · x[i]` for every image `i` of `x` (`[N, K, HW]`), `a` being `M x K`; `out` is
-/// `[N, M, HW]`; then `finish(out[i])` while that image's output is still in cache. Images in
-/// parallel, each multiply on one core: with AVX-512 even the 7x7 planes multiply as fast this
-/// way as regrouped into one whole-batch multiply, without the copies.
-fn matmul_images(out: &mut [f32], a: &Mat, x: &[f32], hw: usize, finish: impl Fn(&mut [f32]) + Sync) {
+/// `[N, M, HW]`. Images in parallel, each multiply on one core: with AVX-512 even the 7x7 planes
+/// multiply as fast this way as regrouped into one whole-batch multiply, without the copies.
+/// Large planes are multiplied a block of columns at a time, and `finish(out[i], columns)` runs
+/// on each block while it is still in cache: on the 112x112 layers a whole image's output is
+/// larger than the cache, and a separate pass for the epilogue read it all from memory again.
+fn matmul_images(out: &mut [f32], a: &Mat, x: &[f32], hw: usize, finish: impl Fn(&mut [f32], Range<usize>) + Sync) {
     let (m, k) = (a.rows, a.cols);
+    let block = (BLOCK_FLOATS / m.max(1)).next_multiple_of(64).min(hw).max(1);
     out.par_chunks_mut(m * hw).enumerate().for_each(|(i, o)| {
-        matmul(o, a, &Mat::new(&x[i * k * hw..(i + 1) * k * hw], k, hw), false, Parallelism::None);
-        finish(o);
+        let xi = Mat::new(&x[i * k * hw..(i + 1) * k * hw], k, hw);
+        for start in (0..hw).step_by(block) {
+            let columns = start..(start + block).min(hw);
+            matmul_strided(&mut o[start..], hw, a, &xi.columns(columns.clone()), false, Parallelism::None);
+            finish(o, columns);
+        }
     });
 }
 
@@ -46,8 +58,10 @@ impl CustomOp3 for Forward {
         let (x, wt, bias) = (contiguous_f32(xs, xl)?, contiguous_f32(ws, wl)?, contiguous_f32(bs, bl)?);
         let hw = h * w;
         let y = uninit_output(n * c_out * hw, |y| {
-            matmul_images(y, &Mat::new(wt, c_out, c_in), x, hw, |image| {
-                image.chunks_exact_mut(hw).zip(bias).for_each(|(plane, &b)| Epilogue::new(b, self.relu6).apply(plane))
+            matmul_images(y, &Mat::new(wt, c_out, c_in), x, hw, |image, columns| {
+                for (plane, &b) in image.chunks_exact_mut(hw).zip(bias) {
+                    Epilogue::new(b, self.relu6).apply(&mut plane[columns.clone()]);
+                }
             });
         });
         Ok((CpuStorage::F32(y), Shape::from((n, c_out, h, w))))
@@ -75,7 +89,7 @@ impl CustomOp2 for BackwardData {
         let c_in = wl.shape().dims()[1];
         let (g, wt) = (contiguous_f32(gs, gl)?, contiguous_f32(ws, wl)?);
         let hw = h * w;
-        let dx = uninit_output(n * c_in * hw, |dx| matmul_images(dx, &Mat::t(wt, c_in, c_out), g, hw, |_| ()));
+        let dx = uninit_output(n * c_in * hw, |dx| matmul_images(dx, &Mat::t(wt, c_in, c_out), g, hw, |_, _| ()));
         Ok((CpuStorage::F32(dx), Shape::from((n, c_in, h, w))))
     }
 }
