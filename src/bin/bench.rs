@@ -45,6 +45,11 @@ struct Args {
     /// Timed steps per case (after 2 warm-up steps).
     #[arg(long, default_value_t = 5)]
     steps: usize,
+    /// Runs of every (framework, case, threads), taken in turn; the median is reported. This
+    /// machine's speed drifts by 15-25% between runs, and taking turns spreads the drift over
+    /// every framework alike.
+    #[arg(long, default_value_t = 1)]
+    repeat: usize,
     /// Image folder for the `etl` case (class folders or Food-101 layout; its train split is read).
     #[arg(long)]
     data: Option<PathBuf>,
@@ -194,9 +199,11 @@ fn matmul_worker() -> Result<()> {
     Ok(())
 }
 
-/// Timed batches of the `etl` case at least: both pipelines prefetch, so the first timed batches
-/// may already be waiting; over this many the head start is a few percent.
-const ETL_MIN_STEPS: usize = 40;
+/// Timed batches of the `etl` cases at least: both pipelines prefetch, so the first timed batches
+/// may already be waiting; over this many the head start is a few percent. With the 2 warm-up
+/// batches that is nearly one pass over the 2,000 cats-vs-dogs photos, the same photos on every
+/// side (photo sizes differ, and so does the work per photo).
+const ETL_MIN_STEPS: usize = 60;
 
 fn run_one(args: &Args, framework: &str, case: &str, threads: usize) -> Result<Measurement> {
     let batch = if case == "full" { args.full_batch } else { args.batch };
@@ -234,6 +241,13 @@ fn run_one(args: &Args, framework: &str, case: &str, threads: usize) -> Result<M
     Ok(serde_json::from_str(line)?)
 }
 
+/// The run with the median images/s (the upper middle of an even count).
+fn median(mut runs: Vec<Measurement>) -> Option<Measurement> {
+    runs.sort_by(|a, b| a.images_per_s.total_cmp(&b.images_per_s));
+    let middle = runs.len() / 2;
+    (!runs.is_empty()).then(|| runs.swap_remove(middle))
+}
+
 fn main() -> Result<()> {
     let args = Args::parse();
     match args.worker.as_deref() {
@@ -248,18 +262,22 @@ fn main() -> Result<()> {
     println!("{:<11} {:<9} {:>3} {:>5} {:>10} {:>10} {:>9}", "framework", "case", "thr", "batch", "img/s", "peak MB", "GFLOP/s");
     for &threads in &args.threads {
         for case in &args.cases {
-            for framework in &args.frameworks {
-                match run_one(&args, framework, case, threads) {
-                    Ok(m) => {
-                        let gflops = m.gflops.map(|g| format!("{g:.1}")).unwrap_or_default();
-                        println!(
-                            "{:<11} {:<9} {:>3} {:>5} {:>10.1} {:>10.0} {:>9}",
-                            m.framework, m.case, m.threads, m.batch, m.images_per_s, m.peak_rss_mb, gflops
-                        );
-                        results.push(m);
+            let mut runs: Vec<Vec<Measurement>> = vec![Vec::new(); args.frameworks.len()];
+            for _ in 0..args.repeat.max(1) {
+                for (framework, runs) in args.frameworks.iter().zip(&mut runs) {
+                    match run_one(&args, framework, case, threads) {
+                        Ok(m) => runs.push(m),
+                        Err(e) => eprintln!("{framework} {case} x{threads}: {e:#}"),
                     }
-                    Err(e) => eprintln!("{framework} {case} x{threads}: {e:#}"),
                 }
+            }
+            for m in runs.into_iter().filter_map(median) {
+                let gflops = m.gflops.map(|g| format!("{g:.1}")).unwrap_or_default();
+                println!(
+                    "{:<11} {:<9} {:>3} {:>5} {:>10.1} {:>10.0} {:>9}",
+                    m.framework, m.case, m.threads, m.batch, m.images_per_s, m.peak_rss_mb, gflops
+                );
+                results.push(m);
             }
         }
     }
