@@ -74,14 +74,18 @@ impl Planes {
         Some(Self { data, strides, rows, extents })
     }
 
+    /// The columns of plane `c` that the image covers (partly, at a fractional edge).
+    fn columns(&self, c: usize) -> usize {
+        (self.extents[c].0.ceil() as usize).min(self.strides[c])
+    }
+
     /// Resizes the three planes row by row and converts each output row to normalised RGB.
     fn resize_into(&self, height: usize, width: usize, resize: Resize, p: Preprocessing, out: &mut [f32]) {
         let filters: [(Filter, Filter); 3] = std::array::from_fn(|c| {
             let (ew, eh) = self.extents[c];
-            let columns = (ew.ceil() as usize).min(self.strides[c]);
-            (Filter::new(ew, columns, width, resize), Filter::new(eh, self.rows[c], height, resize))
+            (Filter::new(ew, self.columns(c), width, resize), Filter::new(eh, self.rows[c], height, resize))
         });
-        let mut source_rows: [Vec<f32>; 3] = std::array::from_fn(|c| vec![0.0; (self.extents[c].0.ceil() as usize).min(self.strides[c])]);
+        let mut source_rows: [Vec<f32>; 3] = std::array::from_fn(|c| vec![0.0; self.columns(c)]);
         let mut resized = [(); 3].map(|_| vec![0f32; width]);
         let n = height * width;
         let (r_out, rest) = out[..3 * n].split_at_mut(n);
