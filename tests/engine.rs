@@ -1,12 +1,22 @@
 //! The engine's convolutions (with their bias and ReLU6) against stock candle ops (values and
-//! gradients) and against finite differences, on odd sizes, both strides and both padding
-//! conventions.
+//! gradients) and against finite differences, on odd sizes, both strides, both padding
+//! conventions and both data formats.
 
 use food101::candle_core::{DType, Device, Tensor, Var};
-use food101::engine::{self, Pad};
+use food101::engine::{self, DataFormat, Pad};
+
+/// Inputs are random multiples of 1/4 and biases lie 1/1024 off them: every pre-activation is
+/// then exact whatever the order of summation, and never exactly on a ReLU6 edge, so ours and
+/// stock candle mask the same outputs (with rounding, a value within 1e-6 of an edge could
+/// fall on either side of it, and a 2100-channel layer has some).
+fn quarters(shape: &[usize], mean: f32, offset: f64) -> Var {
+    let t = Tensor::randn(mean, 1.0, shape, &Device::Cpu).unwrap();
+    let t = ((t * 4.0).unwrap().round().unwrap() / 4.0).unwrap();
+    Var::from_tensor(&(t + offset).unwrap()).unwrap()
+}
 
 fn randn(shape: &[usize]) -> Var {
-    Var::randn(0f32, 1.0, shape, &Device::Cpu).unwrap()
+    quarters(shape, 0.0, 0.0)
 }
 
 fn max_diff(a: &Tensor, b: &Tensor) -> f32 {
@@ -81,7 +91,7 @@ fn stock_epilogue(conv: Tensor, bias: &Tensor, relu6: bool) -> Tensor {
 
 /// A bias that puts outputs on both sides of ReLU6's two edges.
 fn bias(c: usize) -> Var {
-    Var::from_tensor(&(Tensor::randn(0f32, 2.0, c, &Device::Cpu).unwrap() + 2.0).unwrap()).unwrap()
+    quarters(&[c], 2.0, 1.0 / 1024.0)
 }
 
 /// Ours against stock candle (values and all gradients) with and without ReLU6, and against
@@ -100,16 +110,28 @@ fn check_conv(ours: &dyn Fn(&[Tensor], bool) -> Tensor, stock: &dyn Fn(&[Tensor]
     }
 }
 
+/// `op` on channels-first `x` run in `format`: the input converted there and the output back, so
+/// that both formats compare with the same stock (channels-first) op.
+fn in_format(x: &Tensor, format: DataFormat, op: impl Fn(&Tensor) -> Tensor) -> Tensor {
+    let first = DataFormat::ChannelsFirst;
+    format.convert(&op(&first.convert(x, format).unwrap()), first).unwrap()
+}
+
 #[test]
 fn depthwise_matches_stock_candle_and_finite_differences() {
-    // Up to 32 columns stride 1 runs as one flat row; wider planes row by row.
-    for (h, w) in [(7, 9), (8, 6), (5, 5), (4, 37)] {
-        for stride in [1, 2] {
-            for pad in [[1, 1, 1, 1], [0, 1, 0, 1], [1, 1, 0, 1], [0, 0, 0, 0]] {
-                let inputs = [randn(&[2, 5, h, w]), randn(&[5, 1, 3, 3]), bias(5)];
-                let ours = |t: &[Tensor], relu6| engine::depthwise_conv3x3(&t[0], &t[1], &t[2], stride, pad, relu6).unwrap();
-                let stock = |t: &[Tensor]| stock_conv(&t[0], &t[1], stride, pad, 5);
-                check_conv(&ours, &stock, &inputs, &format!("depthwise {h}x{w} stride {stride} pad {pad:?}"));
+    // Channels first: up to 32 columns stride 1 runs as one flat row, wider planes row by row.
+    // Channels last: 37 channels are two 16-channel vectors and five single channels.
+    for (format, c) in [(DataFormat::ChannelsFirst, 5), (DataFormat::ChannelsLast, 5), (DataFormat::ChannelsLast, 37)] {
+        for (h, w) in [(7, 9), (8, 6), (5, 5), (4, 37)] {
+            for stride in [1, 2] {
+                for pad in [[1, 1, 1, 1], [0, 1, 0, 1], [1, 1, 0, 1], [0, 0, 0, 0]] {
+                    let inputs = [randn(&[2, c, h, w]), randn(&[c, 1, 3, 3]), bias(c)];
+                    let ours = |t: &[Tensor], relu6| {
+                        in_format(&t[0], format, |x| engine::depthwise_conv3x3(x, &t[1], &t[2], stride, pad, relu6, format).unwrap())
+                    };
+                    let stock = |t: &[Tensor]| stock_conv(&t[0], &t[1], stride, pad, c);
+                    check_conv(&ours, &stock, &inputs, &format!("depthwise {format:?} {c} channels {h}x{w} stride {stride} pad {pad:?}"));
+                }
             }
         }
     }
@@ -119,11 +141,14 @@ fn depthwise_matches_stock_candle_and_finite_differences() {
 fn pointwise_matches_stock_candle_and_finite_differences() {
     // With 2100 output channels a multiply covers 64 columns (the engine's output block), so the
     // 10x13 planes take three blocks, the last of two columns.
-    for (c_out, (h, w)) in [(4, (5, 7)), (4, (33, 32)), (2100, (10, 13))] {
-        let inputs = [randn(&[3, 6, h, w]), randn(&[c_out, 6, 1, 1]), bias(c_out)];
-        let ours = |t: &[Tensor], relu6| engine::pointwise_conv(&t[0], &t[1], &t[2], relu6).unwrap();
-        let stock = |t: &[Tensor]| t[0].conv2d(&t[1], 0, 1, 1, 1).unwrap();
-        check_conv(&ours, &stock, &inputs, &format!("pointwise {c_out} channels {h}x{w}"));
+    // Channels last, a block holds 62 pixels of 2100 channels: the 390 pixels take seven blocks.
+    for format in [DataFormat::ChannelsFirst, DataFormat::ChannelsLast] {
+        for (c_out, (h, w)) in [(4, (5, 7)), (4, (33, 32)), (2100, (10, 13))] {
+            let inputs = [randn(&[3, 6, h, w]), randn(&[c_out, 6, 1, 1]), bias(c_out)];
+            let ours = |t: &[Tensor], relu6| in_format(&t[0], format, |x| engine::pointwise_conv(x, &t[1], &t[2], relu6, format).unwrap());
+            let stock = |t: &[Tensor]| t[0].conv2d(&t[1], 0, 1, 1, 1).unwrap();
+            check_conv(&ours, &stock, &inputs, &format!("pointwise {format:?} {c_out} channels {h}x{w}"));
+        }
     }
 }
 

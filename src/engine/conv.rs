@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use super::matmul::{matmul, sum_over_images, Mat};
 use super::epilogue::{epilogue_backward, Epilogue};
-use super::{contiguous_f32, dims4, uninit_output, Grads3, Pad};
+use super::{contiguous_f32, dims4, uninit_output, DataFormat, Grads3, Pad};
 
 /// Geometry of one convolution over `c x h x w` images with a `k x k` kernel.
 #[derive(Debug, Clone, Copy)]
@@ -108,7 +108,7 @@ impl CustomOp3 for Forward {
         if x.track_op() {
             candle_core::bail!("the dense convolution kernel has no input gradient (its input is meant to be the image)")
         }
-        let (dz, dbias) = epilogue_backward(self.relu6, y, grad, bias)?;
+        let (dz, dbias) = epilogue_backward(self.relu6, y, grad, bias, DataFormat::ChannelsFirst)?;
         let filter = BackwardFilter { stride: self.stride, pad: self.pad, k: w.dim(2)? };
         let dw = if w.track_op() { Some(dz.apply_op2_no_bwd(x, &filter)?) } else { None };
         Ok((None, dw, dbias))

@@ -3,13 +3,14 @@
 //! Stock candle runs a grouped convolution as one small convolution per channel and pads every
 //! group's gradient back to full size; here each `(image, channel)` plane is one independent 3x3
 //! stencil over NCHW data, parallel over planes with rayon. Rows are walked with contiguous slices
-//! at stride 1 so that the compiler vectorises the inner loops.
+//! at stride 1 so that the compiler vectorises the inner loops. Channels-last data goes to
+//! [`super::depthwise_nhwc`] instead.
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::epilogue::{epilogue_backward, Epilogue};
-use super::{contiguous_f32, dims4, uninit_output, Grads3};
+use super::{contiguous_f32, depthwise_nhwc, uninit_output, DataFormat, Grads3};
 
 /// Padding of the two spatial axes: `[top, bottom, left, right]`.
 pub type Pad = [usize; 4];
@@ -18,14 +19,14 @@ const K: usize = 3;
 
 /// Geometry of one depthwise convolution.
 #[derive(Debug, Clone, Copy)]
-struct Geometry {
-    h: usize,
-    w: usize,
-    ho: usize,
-    wo: usize,
-    stride: usize,
-    top: usize,
-    left: usize,
+pub(super) struct Geometry {
+    pub(super) h: usize,
+    pub(super) w: usize,
+    pub(super) ho: usize,
+    pub(super) wo: usize,
+    pub(super) stride: usize,
+    pub(super) top: usize,
+    pub(super) left: usize,
 }
 
 impl Geometry {
@@ -38,7 +39,7 @@ impl Geometry {
     }
 
     /// Input row of output row `o` for kernel row `k`, if inside the image.
-    fn in_row(&self, o: usize, k: usize) -> Option<usize> {
+    pub(super) fn in_row(&self, o: usize, k: usize) -> Option<usize> {
         (o * self.stride + k).checked_sub(self.top).filter(|&i| i < self.h)
     }
 
@@ -305,10 +306,24 @@ fn stencil_backward_filter(g: &Geometry, pad: Pad, x: &[f32], grad: &[f32], dw: 
     }
 }
 
-/// Forward: `(x [N, C, H, W], w [C, 1, 3, 3], bias [C]) -> y [N, C, Ho, Wo]`, then ReLU6.
-struct Forward {
+/// The settings every pass of one depthwise convolution shares.
+#[derive(Debug, Clone, Copy)]
+struct Conv {
     stride: usize,
     pad: Pad,
+    format: DataFormat,
+}
+
+impl Conv {
+    fn geometry(&self, h: usize, w: usize) -> Result<Geometry> {
+        Geometry::new(h, w, self.stride, self.pad)
+    }
+}
+
+/// Forward: `(x [N, C, H, W], w [C, 1, 3, 3], bias [C]) -> y [N, C, Ho, Wo]`, then ReLU6
+/// (`[N, H, W, C]` in and out when channels last).
+struct Forward {
+    conv: Conv,
     relu6: bool,
 }
 
@@ -326,41 +341,42 @@ impl CustomOp3 for Forward {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (n, c, h, w) = dims4(xl)?;
+        let format = self.conv.format;
+        let (n, c, h, w) = format.nchw(xl)?;
         let (x, wt, bias) = (contiguous_f32(xs, xl)?, contiguous_f32(ws, wl)?, contiguous_f32(bs, bl)?);
         if wt.len() != c * K * K {
             candle_core::bail!("depthwise3x3: weight {:?} for {c} channels", wl.shape())
         }
-        let g = Geometry::new(h, w, self.stride, self.pad)?;
-        let y = uninit_output(n * c * g.ho * g.wo, |y| {
-            y.par_chunks_mut(g.ho * g.wo).enumerate().for_each(|(plane, out)| {
+        let g = self.conv.geometry(h, w)?;
+        let y = uninit_output(n * c * g.ho * g.wo, |y| match format {
+            DataFormat::ChannelsLast => depthwise_nhwc::forward(&g, c, x, wt, bias, self.relu6, y),
+            DataFormat::ChannelsFirst => y.par_chunks_mut(g.ho * g.wo).enumerate().for_each(|(plane, out)| {
                 let ch = plane % c;
                 let e = Epilogue::new(bias[ch], self.relu6);
-                stencil_forward(&g, self.pad, &x[plane * h * w..(plane + 1) * h * w], &wt[ch * 9..ch * 9 + 9], e, out);
-            })
+                stencil_forward(&g, self.conv.pad, &x[plane * h * w..(plane + 1) * h * w], &wt[ch * 9..ch * 9 + 9], e, out);
+            }),
         });
-        Ok((CpuStorage::F32(y), Shape::from((n, c, g.ho, g.wo))))
+        Ok((CpuStorage::F32(y), format.shape(n, c, g.ho, g.wo)))
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, bias: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Grads3> {
-        let (dz, dbias) = epilogue_backward(self.relu6, y, grad, bias)?;
-        let (_, _, h, wd) = x.dims4()?;
+        let (dz, dbias) = epilogue_backward(self.relu6, y, grad, bias, self.conv.format)?;
+        let (_, _, h, wd) = self.conv.format.nchw(x.layout())?;
         let dx = match x.track_op() {
-            true => Some(dz.apply_op2_no_bwd(w, &BackwardData { stride: self.stride, pad: self.pad, h, w: wd })?),
+            true => Some(dz.apply_op2_no_bwd(w, &BackwardData { conv: self.conv, h, w: wd })?),
             false => None,
         };
         let dw = match w.track_op() {
-            true => Some(x.apply_op2_no_bwd(&dz, &BackwardFilter { stride: self.stride, pad: self.pad })?),
+            true => Some(x.apply_op2_no_bwd(&dz, &BackwardFilter { conv: self.conv })?),
             false => None,
         };
         Ok((dx, dw, dbias))
     }
 }
 
-/// Input gradient: `(grad [N, C, Ho, Wo], w) -> dx [N, C, H, W]`.
+/// Input gradient: `(grad [N, C, Ho, Wo], w) -> dx [N, C, H, W]` (or channels last).
 struct BackwardData {
-    stride: usize,
-    pad: Pad,
+    conv: Conv,
     h: usize,
     w: usize,
 }
@@ -371,23 +387,30 @@ impl CustomOp2 for BackwardData {
     }
 
     fn cpu_fwd(&self, gs: &CpuStorage, gl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (n, c, _, _) = dims4(gl)?;
+        let format = self.conv.format;
+        let (n, c, _, _) = format.nchw(gl)?;
         let (grad, wt) = (contiguous_f32(gs, gl)?, contiguous_f32(ws, wl)?);
-        let g = Geometry::new(self.h, self.w, self.stride, self.pad)?;
-        let mut dx = vec![0f32; n * c * self.h * self.w];
-        dx.par_chunks_mut(self.h * self.w).enumerate().for_each(|(plane, out)| {
-            let ch = plane % c;
-            let src = &grad[plane * g.ho * g.wo..(plane + 1) * g.ho * g.wo];
-            stencil_backward_data(&g, self.pad, src, &wt[ch * 9..ch * 9 + 9], out);
-        });
-        Ok((CpuStorage::F32(dx), Shape::from((n, c, self.h, self.w))))
+        let g = self.conv.geometry(self.h, self.w)?;
+        let len = n * c * self.h * self.w;
+        let dx = match format {
+            DataFormat::ChannelsLast => uninit_output(len, |dx| depthwise_nhwc::backward_data(&g, c, grad, wt, dx)),
+            DataFormat::ChannelsFirst => {
+                let mut dx = vec![0f32; len];
+                dx.par_chunks_mut(self.h * self.w).enumerate().for_each(|(plane, out)| {
+                    let ch = plane % c;
+                    let src = &grad[plane * g.ho * g.wo..(plane + 1) * g.ho * g.wo];
+                    stencil_backward_data(&g, self.conv.pad, src, &wt[ch * 9..ch * 9 + 9], out);
+                });
+                dx
+            }
+        };
+        Ok((CpuStorage::F32(dx), format.shape(n, c, self.h, self.w)))
     }
 }
 
 /// Weight gradient: `(x, grad) -> dw [C, 1, 3, 3]`, summed over the batch.
 struct BackwardFilter {
-    stride: usize,
-    pad: Pad,
+    conv: Conv,
 }
 
 impl CustomOp2 for BackwardFilter {
@@ -396,9 +419,12 @@ impl CustomOp2 for BackwardFilter {
     }
 
     fn cpu_fwd(&self, xs: &CpuStorage, xl: &Layout, gs: &CpuStorage, gl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (n, c, h, w) = dims4(xl)?;
+        let (n, c, h, w) = self.conv.format.nchw(xl)?;
         let (x, grad) = (contiguous_f32(xs, xl)?, contiguous_f32(gs, gl)?);
-        let g = Geometry::new(h, w, self.stride, self.pad)?;
+        let g = self.conv.geometry(h, w)?;
+        if self.conv.format == DataFormat::ChannelsLast {
+            return Ok((CpuStorage::F32(depthwise_nhwc::backward_filter(&g, n, c, x, grad)), Shape::from((c, 1, K, K))));
+        }
         let dw: Vec<[f32; 9]> = (0..c)
             .into_par_iter()
             .map(|ch| {
@@ -406,7 +432,7 @@ impl CustomOp2 for BackwardFilter {
                 for img in 0..n {
                     let plane = img * c + ch;
                     let xp = &x[plane * h * w..(plane + 1) * h * w];
-                    stencil_backward_filter(&g, self.pad, xp, &grad[plane * g.ho * g.wo..(plane + 1) * g.ho * g.wo], &mut acc);
+                    stencil_backward_filter(&g, self.conv.pad, xp, &grad[plane * g.ho * g.wo..(plane + 1) * g.ho * g.wo], &mut acc);
                 }
                 acc
             })
@@ -415,11 +441,13 @@ impl CustomOp2 for BackwardFilter {
     }
 }
 
-/// `act(depthwise3x3(x, w) + bias)` for `x [N, C, H, W]`, `w [C, 1, 3, 3]` and `bias [C]`, with
-/// ReLU6 as `act` when `relu6`; differentiable in all three.
-pub fn depthwise_conv3x3(x: &Tensor, w: &Tensor, bias: &Tensor, stride: usize, pad: Pad, relu6: bool) -> Result<Tensor> {
+/// `act(depthwise3x3(x, w) + bias)` for `x [N, C, H, W]` (`[N, H, W, C]` when `format` is
+/// channels last), `w [C, 1, 3, 3]` and `bias [C]`, with ReLU6 as `act` when `relu6`;
+/// differentiable in all three.
+pub fn depthwise_conv3x3(x: &Tensor, w: &Tensor, bias: &Tensor, stride: usize, pad: Pad, relu6: bool, format: DataFormat) -> Result<Tensor> {
     if !(1..=2).contains(&stride) {
         candle_core::bail!("depthwise3x3 supports strides 1 and 2, got {stride}")
     }
-    x.contiguous()?.apply_op3(&w.contiguous()?, &bias.contiguous()?, Forward { stride, pad, relu6 })
+    let op = Forward { conv: Conv { stride, pad, format }, relu6 };
+    x.contiguous()?.apply_op3(&w.contiguous()?, &bias.contiguous()?, op)
 }

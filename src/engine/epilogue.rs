@@ -11,7 +11,11 @@
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
-use super::{contiguous_f32, dims4, uninit_output};
+use super::matmul::sum_over_images;
+use super::{contiguous_f32, uninit_output, DataFormat};
+
+/// Pixels per task of the channels-last channel sums.
+const ROWS_PER_SUM: usize = 256;
 
 /// `(v + bias).max(lo).min(hi)` for one channel.
 #[derive(Debug, Clone, Copy)]
@@ -43,12 +47,23 @@ fn apply_epilogue(values: &mut [f32], e: Epilogue) {
     values.iter_mut().for_each(|v| *v = e.on(*v));
 }
 
+/// The epilogue on channels-last rows: `rows[r][c] = act(rows[r][c] + bias[c])`.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+pub(super) fn apply_rows(rows: &mut [f32], bias: &[f32], relu6: bool) {
+    let e = Epilogue::new(0.0, relu6);
+    for row in rows.chunks_exact_mut(bias.len()) {
+        for (v, b) in row.iter_mut().zip(bias) {
+            *v = e.on(*v + b);
+        }
+    }
+}
+
 /// The gradient of the convolution's raw output and, when `bias` trains, of the bias, from the
 /// op's output `y` and its incoming gradient.
-pub(super) fn epilogue_backward(relu6: bool, y: &Tensor, grad: &Tensor, bias: &Tensor) -> Result<(Tensor, Option<Tensor>)> {
+pub(super) fn epilogue_backward(relu6: bool, y: &Tensor, grad: &Tensor, bias: &Tensor, format: DataFormat) -> Result<(Tensor, Option<Tensor>)> {
     let grad = grad.contiguous()?;
     let dz = if relu6 { grad.apply_op2_no_bwd(y, &Relu6Mask)? } else { grad };
-    let dbias = if bias.track_op() { Some(dz.apply_op1_no_bwd(&ChannelSums)?) } else { None };
+    let dbias = if bias.track_op() { Some(dz.apply_op1_no_bwd(&ChannelSums { format })?) } else { None };
     Ok((dz, dbias))
 }
 
@@ -77,8 +92,18 @@ impl CustomOp2 for Relu6Mask {
     }
 }
 
-/// `[N, C, H, W] -> [C]`: sums over images and pixels.
-struct ChannelSums;
+/// `[N, C, H, W] -> [C]` (or `[N, H, W, C] -> [C]`): sums over images and pixels.
+struct ChannelSums {
+    format: DataFormat,
+}
+
+/// `acc[c] += Σ_r rows[r][c]`.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+fn add_rows(acc: &mut [f32], rows: &[f32]) {
+    for row in rows.chunks_exact(acc.len()) {
+        acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
+    }
+}
 
 /// The sum of a plane, in 16 lanes so that it vectorises.
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
@@ -98,9 +123,16 @@ impl CustomOp1 for ChannelSums {
     }
 
     fn cpu_fwd(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (n, c, h, w) = dims4(l)?;
+        let (n, c, h, w) = self.format.nchw(l)?;
         let v = contiguous_f32(s, l)?;
         let hw = h * w;
+        if self.format == DataFormat::ChannelsLast {
+            // Blocks of pixels, one accumulator per worker.
+            let sums = sum_over_images(v.len().div_ceil(ROWS_PER_SUM * c), c, |b, acc, _: &mut ()| {
+                add_rows(acc, &v[b * ROWS_PER_SUM * c..((b + 1) * ROWS_PER_SUM * c).min(v.len())])
+            });
+            return Ok((CpuStorage::F32(sums), Shape::from(c)));
+        }
         let sums: Vec<f32> = (0..c)
             .into_par_iter()
             .map(|ch| (0..n).map(|i| plane_sum(&v[(i * c + ch) * hw..(i * c + ch + 1) * hw])).sum())

@@ -2,9 +2,14 @@
 //! dense stem) as candle custom ops with their own backward passes, each with its BatchNorm
 //! folded in and ReLU6 fused (`y = act(conv(x, w * scale) + shift)`, see [`epilogue`]). The model
 //! calls these on CPU f32 tensors and falls back to stock candle ops elsewhere (CUDA).
+//!
+//! The 1x1 and depthwise convolutions take either [`DataFormat`]: channels first suits the large
+//! planes at the start of the network, channels last the small ones of its tail, where a whole
+//! batch's 1x1 convolution is one matrix multiply and the depthwise stencil runs across channels.
 
 mod conv;
 mod depthwise;
+mod depthwise_nhwc;
 mod epilogue;
 mod matmul;
 mod pointwise;
@@ -15,7 +20,7 @@ pub use pointwise::pointwise_conv;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use candle_core::{CpuStorage, Layout, Result, Tensor};
+use candle_core::{CpuStorage, Layout, Result, Shape, Tensor};
 
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
@@ -24,13 +29,55 @@ pub fn set_enabled(on: bool) {
     ENABLED.store(on, Ordering::Relaxed);
 }
 
+/// Whether the custom kernels run on `device`: enabled, and the CPU.
+pub fn runs_on(device: &candle_core::Device) -> bool {
+    ENABLED.load(Ordering::Relaxed) && device.is_cpu()
+}
+
 /// Whether the custom kernels apply to this tensor: enabled, CPU, f32.
 pub fn supports(x: &Tensor) -> bool {
-    let yes = ENABLED.load(Ordering::Relaxed) && x.device().is_cpu() && x.dtype() == candle_core::DType::F32;
+    let yes = runs_on(x.device()) && x.dtype() == candle_core::DType::F32;
     if yes {
         crate::memory::keep_freed_memory();
     }
     yes
+}
+
+/// Where the channels are in a 4-D activation (Keras' `data_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum DataFormat {
+    /// `[N, C, H, W]`, candle's and PyTorch's order: each channel's plane is contiguous.
+    ChannelsFirst,
+    /// `[N, H, W, C]`, TensorFlow's order: each pixel's channels are contiguous.
+    ChannelsLast,
+}
+
+impl DataFormat {
+    /// `(n, c, h, w)` of a tensor in this format.
+    fn nchw(self, l: &Layout) -> Result<(usize, usize, usize, usize)> {
+        let (a, b, c, d) = l.shape().dims4()?;
+        Ok(match self {
+            DataFormat::ChannelsFirst => (a, b, c, d),
+            DataFormat::ChannelsLast => (a, d, b, c),
+        })
+    }
+
+    /// The shape of `n` images of `c` channels, `h x w`, in this format.
+    fn shape(self, n: usize, c: usize, h: usize, w: usize) -> Shape {
+        match self {
+            DataFormat::ChannelsFirst => Shape::from((n, c, h, w)),
+            DataFormat::ChannelsLast => Shape::from((n, h, w, c)),
+        }
+    }
+
+    /// `x`, in this format, rewritten in format `to` (differentiable).
+    pub fn convert(self, x: &Tensor, to: DataFormat) -> Result<Tensor> {
+        match (self, to) {
+            (DataFormat::ChannelsFirst, DataFormat::ChannelsLast) => x.permute((0, 2, 3, 1))?.contiguous(),
+            (DataFormat::ChannelsLast, DataFormat::ChannelsFirst) => x.permute((0, 3, 1, 2))?.contiguous(),
+            _ => Ok(x.clone()),
+        }
+    }
 }
 
 /// The gradients of a three-input op: input, weight, bias.

@@ -1,6 +1,8 @@
-//! 1x1 convolution (+ bias and ReLU6) as matrix multiplies on NCHW data, straight into the output
-//! buffer (no im2col, no zero fill), one per image; the weight gradient is summed over the batch
-//! inside the multiplies instead of materialising one gradient per image.
+//! 1x1 convolution (+ bias and ReLU6) as matrix multiplies, straight into the output buffer (no
+//! im2col, no zero fill). Channels first, one multiply per image (`W · X[n]`); channels last, the
+//! whole batch is one `pixels x channels` matrix, multiplied a block of pixels at a time
+//! (`X · Wᵀ`). Weight gradients are summed inside the multiplies instead of materialising one
+//! gradient per image.
 
 use std::ops::Range;
 
@@ -9,8 +11,8 @@ use gemm::Parallelism;
 use rayon::prelude::*;
 
 use super::matmul::{matmul, matmul_strided, sum_over_images, Mat};
-use super::epilogue::{epilogue_backward, Epilogue};
-use super::{contiguous_f32, dims4, uninit_output, Grads3};
+use super::epilogue::{apply_rows, epilogue_backward, Epilogue};
+use super::{contiguous_f32, uninit_output, DataFormat, Grads3};
 
 /// Output floats per multiply: about a quarter of a core's L2 cache.
 const BLOCK_FLOATS: usize = 1 << 17;
@@ -34,9 +36,36 @@ fn matmul_images(out: &mut [f32], a: &Mat, x: &[f32], hw: usize, finish: impl Fn
     });
 }
 
-/// `(x [N, Cin, H, W], w [Cout, Cin, 1, 1], bias [Cout]) -> y [N, Cout, H, W]`, then ReLU6.
+/// `out = x · b` for channels-last `x` (`pixels x k`), a block of pixels per task, each multiply
+/// on one core, and `finish(block)` on each block of `out` while it is in cache.
+fn matmul_rows(out: &mut [f32], x: &[f32], k: usize, b: &Mat, finish: impl Fn(&mut [f32]) + Sync) {
+    let rows = x.len() / k;
+    let block = (BLOCK_FLOATS / b.cols.max(k)).max(16).min(rows.max(1));
+    // One image's 7x7 pixels make a single block: gemm then splits that one multiply instead.
+    let parallelism = if rows.div_ceil(block) < rayon::current_num_threads() { Parallelism::Rayon(0) } else { Parallelism::None };
+    out.par_chunks_mut(block * b.cols).zip(x.par_chunks(block * k)).for_each(|(o, xb)| {
+        matmul(o, &Mat::new(xb, xb.len() / k, k), b, false, parallelism);
+        finish(o);
+    });
+}
+
+/// `Σ_blocks a_bᵀ · x_b` over blocks of pixels of channels-last `a` (`pixels x m`) and `x`
+/// (`pixels x k`): the `m x k` weight gradient, one accumulator per worker.
+fn matmul_rows_transposed(a: &[f32], m: usize, x: &[f32], k: usize) -> Vec<f32> {
+    let rows = a.len() / m;
+    let block = rows.div_ceil(4 * rayon::current_num_threads()).max(64);
+    sum_over_images(rows.div_ceil(block), m * k, |b, acc, _: &mut ()| {
+        let r = b * block..((b + 1) * block).min(rows);
+        let (ab, xb) = (&a[r.start * m..r.end * m], &x[r.start * k..r.end * k]);
+        matmul(acc, &Mat::t(ab, m, r.len()), &Mat::new(xb, r.len(), k), true, Parallelism::None);
+    })
+}
+
+/// `(x [N, Cin, H, W], w [Cout, Cin, 1, 1], bias [Cout]) -> y [N, Cout, H, W]`, then ReLU6
+/// (`[N, H, W, C]` in and out when channels last).
 struct Forward {
     relu6: bool,
+    format: DataFormat,
 }
 
 impl CustomOp3 for Forward {
@@ -53,31 +82,34 @@ impl CustomOp3 for Forward {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (n, c_in, h, w) = dims4(xl)?;
+        let (n, c_in, h, w) = self.format.nchw(xl)?;
         let c_out = wl.shape().dims()[0];
         let (x, wt, bias) = (contiguous_f32(xs, xl)?, contiguous_f32(ws, wl)?, contiguous_f32(bs, bl)?);
         let hw = h * w;
-        let y = uninit_output(n * c_out * hw, |y| {
-            matmul_images(y, &Mat::new(wt, c_out, c_in), x, hw, |image, columns| {
+        let y = uninit_output(n * c_out * hw, |y| match self.format {
+            DataFormat::ChannelsLast => matmul_rows(y, x, c_in, &Mat::t(wt, c_in, c_out), |block| apply_rows(block, bias, self.relu6)),
+            DataFormat::ChannelsFirst => matmul_images(y, &Mat::new(wt, c_out, c_in), x, hw, |image, columns| {
                 for (plane, &b) in image.chunks_exact_mut(hw).zip(bias) {
                     Epilogue::new(b, self.relu6).apply(&mut plane[columns.clone()]);
                 }
-            });
+            }),
         });
-        Ok((CpuStorage::F32(y), Shape::from((n, c_out, h, w))))
+        Ok((CpuStorage::F32(y), self.format.shape(n, c_out, h, w)))
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, bias: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Grads3> {
-        let (dz, dbias) = epilogue_backward(self.relu6, y, grad, bias)?;
+        let (dz, dbias) = epilogue_backward(self.relu6, y, grad, bias, self.format)?;
         // Only what the graph needs: the first trainable layer's input is frozen activations.
-        let dx = if x.track_op() { Some(dz.apply_op2_no_bwd(w, &BackwardData)?) } else { None };
-        let dw = if w.track_op() { Some(dz.apply_op2_no_bwd(x, &BackwardFilter)?) } else { None };
+        let dx = if x.track_op() { Some(dz.apply_op2_no_bwd(w, &BackwardData { format: self.format })?) } else { None };
+        let dw = if w.track_op() { Some(dz.apply_op2_no_bwd(x, &BackwardFilter { format: self.format })?) } else { None };
         Ok((dx, dw, dbias))
     }
 }
 
-/// `dX[n] = Wᵀ · G[n]`, from `(grad, w)`.
-struct BackwardData;
+/// `dX[n] = Wᵀ · G[n]` (channels last: `dX = G · W`), from `(grad, w)`.
+struct BackwardData {
+    format: DataFormat,
+}
 
 impl CustomOp2 for BackwardData {
     fn name(&self) -> &'static str {
@@ -85,17 +117,23 @@ impl CustomOp2 for BackwardData {
     }
 
     fn cpu_fwd(&self, gs: &CpuStorage, gl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (n, c_out, h, w) = dims4(gl)?;
+        let (n, c_out, h, w) = self.format.nchw(gl)?;
         let c_in = wl.shape().dims()[1];
         let (g, wt) = (contiguous_f32(gs, gl)?, contiguous_f32(ws, wl)?);
         let hw = h * w;
-        let dx = uninit_output(n * c_in * hw, |dx| matmul_images(dx, &Mat::t(wt, c_in, c_out), g, hw, |_, _| ()));
-        Ok((CpuStorage::F32(dx), Shape::from((n, c_in, h, w))))
+        let dx = uninit_output(n * c_in * hw, |dx| match self.format {
+            DataFormat::ChannelsLast => matmul_rows(dx, g, c_out, &Mat::new(wt, c_out, c_in), |_| ()),
+            DataFormat::ChannelsFirst => matmul_images(dx, &Mat::t(wt, c_in, c_out), g, hw, |_, _| ()),
+        });
+        Ok((CpuStorage::F32(dx), self.format.shape(n, c_in, h, w)))
     }
 }
 
-/// `dW = Σ_n G[n] · X[n]ᵀ`, from `(grad, x)`, accumulated inside the multiplies.
-struct BackwardFilter;
+/// `dW = Σ_n G[n] · X[n]ᵀ` (channels last: `Gᵀ · X`), from `(grad, x)`, accumulated inside the
+/// multiplies.
+struct BackwardFilter {
+    format: DataFormat,
+}
 
 impl CustomOp2 for BackwardFilter {
     fn name(&self) -> &'static str {
@@ -103,21 +141,25 @@ impl CustomOp2 for BackwardFilter {
     }
 
     fn cpu_fwd(&self, gs: &CpuStorage, gl: &Layout, xs: &CpuStorage, xl: &Layout) -> Result<(CpuStorage, Shape)> {
-        let (n, c_out, h, w) = dims4(gl)?;
-        let c_in = xl.shape().dims()[1];
+        let (n, c_out, h, w) = self.format.nchw(gl)?;
+        let c_in = self.format.nchw(xl)?.1;
         let (g, x) = (contiguous_f32(gs, gl)?, contiguous_f32(xs, xl)?);
         let hw = h * w;
-        let dw = sum_over_images(n, c_out * c_in, |i, dw, _: &mut ()| {
-            let gi = Mat::new(&g[i * c_out * hw..(i + 1) * c_out * hw], c_out, hw);
-            let xi = Mat::t(&x[i * c_in * hw..(i + 1) * c_in * hw], hw, c_in);
-            matmul(dw, &gi, &xi, true, Parallelism::None);
-        });
+        let dw = match self.format {
+            DataFormat::ChannelsLast => matmul_rows_transposed(g, c_out, x, c_in),
+            DataFormat::ChannelsFirst => sum_over_images(n, c_out * c_in, |i, dw, _: &mut ()| {
+                let gi = Mat::new(&g[i * c_out * hw..(i + 1) * c_out * hw], c_out, hw);
+                let xi = Mat::t(&x[i * c_in * hw..(i + 1) * c_in * hw], hw, c_in);
+                matmul(dw, &gi, &xi, true, Parallelism::None);
+            }),
+        };
         Ok((CpuStorage::F32(dw), Shape::from((c_out, c_in, 1, 1))))
     }
 }
 
-/// `act(conv1x1(x, w) + bias)` for `x [N, Cin, H, W]`, `w [Cout, Cin, 1, 1]` and `bias [Cout]`,
-/// with ReLU6 as `act` when `relu6` (else none); differentiable in all three.
-pub fn pointwise_conv(x: &Tensor, w: &Tensor, bias: &Tensor, relu6: bool) -> Result<Tensor> {
-    x.contiguous()?.apply_op3(&w.contiguous()?, &bias.contiguous()?, Forward { relu6 })
+/// `act(conv1x1(x, w) + bias)` for `x [N, Cin, H, W]` (`[N, H, W, Cin]` when `format` is
+/// channels last), `w [Cout, Cin, 1, 1]` and `bias [Cout]`, with ReLU6 as `act` when `relu6`
+/// (else none); differentiable in all three.
+pub fn pointwise_conv(x: &Tensor, w: &Tensor, bias: &Tensor, relu6: bool, format: DataFormat) -> Result<Tensor> {
+    x.contiguous()?.apply_op3(&w.contiguous()?, &bias.contiguous()?, Forward { relu6, format })
 }

@@ -3,7 +3,7 @@
 use candle_core::{Result, Tensor};
 
 use super::layers::{BatchNorm, Conv2d, LayerBuilder, Trainability};
-use crate::engine;
+use crate::engine::{self, DataFormat};
 
 /// Three Keras layers (`Conv1`, `bn_Conv1`, `Conv1_relu`), or two when `activation` is false
 /// (the linear bottleneck `block_N_project`, `block_N_project_BN`).
@@ -41,16 +41,20 @@ impl ConvNorm {
         Ok(Self { conv, norm, activation: relu.is_some() })
     }
 
-    pub fn forward(&self, x: &Tensor, t: Trainability) -> Result<Tensor> {
+    /// The layers on `x` in `format`; channels last runs on the engine only.
+    pub fn forward(&self, x: &Tensor, t: Trainability, format: DataFormat) -> Result<Tensor> {
         // On the engine, BatchNorm folds into the convolution: `w * scale` and `shift` as its
         // bias. Exact in inference mode, and gamma and beta still get their gradients through
         // these two small products.
         if engine::supports(x) {
             let (scale, shift) = self.norm.scale_shift(t)?;
             let w = self.conv.weight(t).broadcast_mul(&scale.reshape((scale.dim(0)?, 1, 1, 1))?)?;
-            if let Some(y) = self.conv.forward_fused(x, &w, &shift, self.activation)? {
+            if let Some(y) = self.conv.forward_fused(x, &w, &shift, self.activation, format)? {
                 return Ok(y);
             }
+        }
+        if format == DataFormat::ChannelsLast {
+            candle_core::bail!("channels-last activations need the CPU engine (f32 on the CPU, engine enabled)")
         }
         self.norm.forward(&self.conv.forward(x, t)?, t, self.activation)
     }

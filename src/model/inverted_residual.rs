@@ -4,6 +4,7 @@ use candle_core::{Result, Tensor};
 
 use super::conv_norm::ConvNorm;
 use super::layers::{LayerBuilder, Trainability};
+use crate::engine::DataFormat;
 
 /// `expand` (1x1, ReLU6) → `depthwise` (3x3, ReLU6) → `project` (1x1, linear), plus the input
 /// when shapes allow. Keras names: `block_{id}_expand`, ..., `block_{id}_add`; block 0 is
@@ -40,12 +41,12 @@ impl InvertedResidual {
         Ok(Self { expand, depthwise, project, residual })
     }
 
-    pub fn forward(&self, x: &Tensor, t: Trainability) -> Result<Tensor> {
+    pub fn forward(&self, x: &Tensor, t: Trainability, format: DataFormat) -> Result<Tensor> {
         let h = match &self.expand {
-            Some(expand) => expand.forward(x, t)?,
+            Some(expand) => expand.forward(x, t, format)?,
             None => x.clone(),
         };
-        let y = self.project.forward(&self.depthwise.forward(&h, t)?, t)?;
+        let y = self.project.forward(&self.depthwise.forward(&h, t, format)?, t, format)?;
         if self.residual {
             y + x
         } else {

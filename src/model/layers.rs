@@ -11,7 +11,7 @@ use candle_nn::{Init, VarBuilder};
 use serde::Serialize;
 
 use super::config::Padding;
-use crate::engine::{self, Pad};
+use crate::engine::{self, DataFormat, Pad};
 
 /// The Keras class of a layer, as `model.summary()` prints it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -77,12 +77,20 @@ impl Trainability {
     }
 }
 
-/// `[top, bottom, left, right]` padding of `x` (NCHW) for a `k`-wide, `stride` convolution.
-fn pad_amounts(x: &Tensor, padding: Padding, k: usize, stride: usize) -> Result<Pad> {
-    let (_, _, h, w) = x.dims4()?;
+/// `[top, bottom, left, right]` padding of an `h x w` input for a `k`-wide, `stride` convolution.
+fn pad_amounts((h, w): (usize, usize), padding: Padding, k: usize, stride: usize) -> Pad {
     let (top, bottom) = padding.amounts(h, k, stride);
     let (left, right) = padding.amounts(w, k, stride);
-    Ok([top, bottom, left, right])
+    [top, bottom, left, right]
+}
+
+/// `(h, w)` of an activation in `format`.
+fn spatial(x: &Tensor, format: DataFormat) -> Result<(usize, usize)> {
+    let (_, a, b, c) = x.dims4()?;
+    Ok(match format {
+        DataFormat::ChannelsFirst => (b, c),
+        DataFormat::ChannelsLast => (a, b),
+    })
 }
 
 /// A convolution without bias (`Conv2D`), or a depthwise one (`DepthwiseConv2D`, `groups = C`).
@@ -99,17 +107,19 @@ pub struct Conv2d {
 
 impl Conv2d {
     /// `act(conv(x, w) + bias)` on the engine, with `w` and `bias` given (a BatchNorm folded
-    /// in); `None` where the engine has no kernel: other devices, and the stem when gradients
-    /// must reach its input.
-    pub fn forward_fused(&self, x: &Tensor, w: &Tensor, bias: &Tensor, relu6: bool) -> Result<Option<Tensor>> {
+    /// in), `x` in `format`; `None` where the engine has no kernel: other devices, and the stem
+    /// when gradients must reach its input (channels first only).
+    pub fn forward_fused(&self, x: &Tensor, w: &Tensor, bias: &Tensor, relu6: bool, format: DataFormat) -> Result<Option<Tensor>> {
         if !engine::supports(x) {
             return Ok(None);
         }
-        let pad = pad_amounts(x, self.padding, self.kernel_size, self.stride)?;
+        let pad = pad_amounts(spatial(x, format)?, self.padding, self.kernel_size, self.stride);
         let y = if self.groups > 1 {
-            engine::depthwise_conv3x3(x, w, bias, self.stride, pad, relu6)?
+            engine::depthwise_conv3x3(x, w, bias, self.stride, pad, relu6, format)?
         } else if self.kernel_size == 1 && self.stride == 1 {
-            engine::pointwise_conv(x, w, bias, relu6)?
+            engine::pointwise_conv(x, w, bias, relu6, format)?
+        } else if format == DataFormat::ChannelsLast {
+            candle_core::bail!("the engine runs {}x{} stride-{} convolutions channels first only", self.kernel_size, self.kernel_size, self.stride)
         } else if !x.track_op() {
             engine::conv2d_dense(x, w, bias, self.stride, pad, relu6)?
         } else {
@@ -126,7 +136,7 @@ impl Conv2d {
     /// The convolution alone, with stock candle ops (where the engine does not run).
     pub fn forward(&self, x: &Tensor, t: Trainability) -> Result<Tensor> {
         let weight = self.weight(t);
-        let pad = pad_amounts(x, self.padding, self.kernel_size, self.stride)?;
+        let pad = pad_amounts(spatial(x, DataFormat::ChannelsFirst)?, self.padding, self.kernel_size, self.stride);
         let [top, bottom, left, right] = pad;
         if top == bottom && left == right && top == left {
             return x.conv2d(&weight, top, self.stride, 1, self.groups);

@@ -11,6 +11,10 @@ use super::config::{MobileNetV2Config, STAGES};
 use super::conv_norm::ConvNorm;
 use super::inverted_residual::InvertedResidual;
 use super::layers::{LayerBuilder, LayerInfo, Trainability};
+use crate::engine::{self, DataFormat};
+
+/// Planes at most this wide run channels last (see [`MobileNetV2::data_format_at`]).
+const CHANNELS_LAST_MAX_WIDTH: usize = 14;
 
 /// The MobileNetV2 base (`include_top=False`) and, when the weights have one, its ImageNet classifier.
 pub struct MobileNetV2 {
@@ -181,21 +185,43 @@ impl MobileNetV2 {
         named.into_iter().map(|(_, name, t)| (name, t)).collect()
     }
 
-    /// Runs `units` of the base: `x` is the images for unit 0, else that unit's input activations.
+    /// The format of the activations at the input of `unit`: channels last on the CPU engine for
+    /// the planes at most 14 pixels wide (the tail of the network at 224 pixels: blocks 7-16 and
+    /// the top conv), channels first otherwise, and always for the images (`unit == 0`) and the
+    /// base's output (`unit == num_units()`).
+    pub fn data_format_at(&self, unit: usize) -> DataFormat {
+        if unit == 0 || unit >= self.num_units() || !engine::runs_on(&self.device) {
+            return DataFormat::ChannelsFirst;
+        }
+        let width = self.layers[self.unit_last_layer(unit - 1)].output_shape[1];
+        if width <= CHANNELS_LAST_MAX_WIDTH {
+            DataFormat::ChannelsLast
+        } else {
+            DataFormat::ChannelsFirst
+        }
+    }
+
+    /// Runs `units` of the base: `x` is the images for unit 0, else that unit's input activations,
+    /// in the format [`MobileNetV2::data_format_at`] gives; so is the result. Channels last needs
+    /// f32 activations.
     pub fn forward_units(&self, x: &Tensor, units: Range<usize>) -> Result<Tensor> {
         if units.start == 0 && x.dims4()?.1 != 3 {
             candle_core::bail!("MobileNetV2 expects [N, 3, H, W] RGB input, got {:?}", x.shape())
         }
         let t = self.trainability;
+        let mut format = self.data_format_at(units.start);
         let mut x = x.clone();
-        for unit in units {
+        for unit in units.clone() {
+            let wanted = self.data_format_at(unit);
+            x = format.convert(&x, wanted)?;
+            format = wanted;
             x = match unit {
-                0 => self.stem.forward(&x, t)?,
-                u if u <= self.blocks.len() => self.blocks[u - 1].forward(&x, t)?,
-                _ => self.top_conv.forward(&x, t)?,
+                0 => self.stem.forward(&x, t, format)?,
+                u if u <= self.blocks.len() => self.blocks[u - 1].forward(&x, t, format)?,
+                _ => self.top_conv.forward(&x, t, format)?,
             };
         }
-        Ok(x)
+        format.convert(&x, self.data_format_at(units.end))
     }
 
     /// The base: images `[N, 3, H, W]` to the `out_relu` activations `[N, C, H/32, W/32]`.

@@ -460,6 +460,7 @@ impl Trainer {
         let describe = json!({
             "model": self.model.config(),
             "cut_unit": start,
+            "data_format": self.model.data_format_at(start),
             "units": self.model.num_units(),
             "preprocessing": self.preprocessing,
             "decoder": crate::data::DECODER,
