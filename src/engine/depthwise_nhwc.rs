@@ -2,13 +2,14 @@
 //!
 //! On the 14x14 and 7x7 planes of the network's tail a plane is a few dozen values: walked a
 //! plane at a time (channels first), the stencil is mostly edges and set-up. Channels last, each
-//! tap of each pixel is a run of `C` contiguous values, multiplied 16 channels to a vector, and
-//! the padding is simply the taps that a [`Stencil`] leaves out.
+//! tap of each pixel is a run of `C` contiguous values, multiplied 64 channels at a time, and the
+//! padding is simply the taps that a [`Stencil`] leaves out.
+
+use rayon::prelude::*;
 
 use super::depthwise::Geometry;
 use super::epilogue::Epilogue;
 use super::matmul::sum_over_images;
-use rayon::prelude::*;
 
 const K: usize = 3;
 /// Channels summed together: four AVX-512 registers (eight AVX2 ones), independent chains, so
