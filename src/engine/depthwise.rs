@@ -43,6 +43,11 @@ impl Geometry {
         (o * self.stride + k).checked_sub(self.top).filter(|&i| i < self.h)
     }
 
+    /// Input column of output column `o` for kernel column `k`, if inside the image.
+    pub(super) fn in_col_checked(&self, o: usize, k: usize) -> Option<usize> {
+        (o * self.stride + k).checked_sub(self.left).filter(|&i| i < self.w)
+    }
+
     /// Output columns `lo..hi` (empty when `lo >= hi`) whose input column `ow * stride + k - left` is inside the image.
     fn col_range(&self, k: usize) -> (usize, usize) {
         let s = self.stride;
@@ -202,7 +207,7 @@ fn stencil_forward_stride1(g: &Geometry, x: &[f32], w: &[f32], e: Epilogue, out:
         for ow in (0..lo).chain(hi..g.wo) {
             let mut sum = 0.0;
             for kw in 0..K {
-                if let Some(iw) = (ow + kw).checked_sub(g.left).filter(|&iw| iw < g.w) {
+                if let Some(iw) = g.in_col_checked(ow, kw) {
                     sum += (0..K).map(|kh| taps[kh * K + kw] * rows[kh][iw]).sum::<f32>();
                 }
             }

@@ -63,7 +63,7 @@ impl Stencil {
 fn taps_of(g: &Geometry, oh: usize, ow: usize) -> impl Iterator<Item = (usize, usize)> + '_ {
     (0..K * K).filter_map(move |tap| {
         let ih = g.in_row(oh, tap / K)?;
-        let iw = (ow * g.stride + tap % K).checked_sub(g.left).filter(|&iw| iw < g.w)?;
+        let iw = g.in_col_checked(ow, tap % K)?;
         Some((ih * g.w + iw, tap))
     })
 }

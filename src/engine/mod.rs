@@ -44,7 +44,7 @@ pub fn supports(x: &Tensor) -> bool {
 }
 
 /// Where the channels are in a 4-D activation (Keras' `data_format`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub enum DataFormat {
     /// `[N, C, H, W]`, candle's and PyTorch's order: each channel's plane is contiguous.
     ChannelsFirst,
