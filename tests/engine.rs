@@ -1,6 +1,7 @@
 //! The engine's convolutions (with their bias and ReLU6) against stock candle ops (values and
 //! gradients) and against finite differences, on odd sizes, both strides, both padding
-//! conventions and both data formats.
+//! conventions and both data formats; and a frozen inverted-residual block in one pass against
+//! its layers.
 
 use food101::candle_core::{DType, Device, Tensor, Var};
 use food101::engine::{self, DataFormat, Pad};
@@ -162,5 +163,54 @@ fn dense_conv_matches_stock_candle_and_finite_differences() {
         let ours = |t: &[Tensor], relu6| engine::conv2d_dense(&x, &t[0], &t[1], stride, pad, relu6).unwrap();
         let stock = |t: &[Tensor]| stock_conv(&x, &t[0], stride, pad, 1);
         check_conv(&ours, &stock, &inputs, &format!("dense {k}x{k} stride {stride} pad {pad:?} on {h}x{w}"));
+    }
+}
+
+#[test]
+fn a_frozen_inverted_residual_block_in_one_pass_matches_its_layers_in_stock_candle() {
+    // 256 expanded channels of 64 (or 63) columns make bands of 8 expanded rows, so every plane
+    // takes several bands and each band boundary is crossed; 512 channels of 16 columns run the
+    // depthwise rows as one flat row (and take bands of 16 rows). One image per thread, plus one.
+    let n = rayon::current_num_threads() + 1;
+    let cases = [
+        // (input channels, expansion, output channels, h, w, stride, pad)
+        (32, 8, 32, 20, 64, 1, [1, 1, 1, 1]),
+        (32, 8, 24, 21, 63, 2, [1, 1, 1, 1]),
+        (32, 8, 24, 20, 64, 2, [0, 1, 0, 1]),
+        (64, 8, 64, 30, 16, 1, [1, 1, 1, 1]),
+        (64, 8, 40, 31, 16, 2, [1, 1, 0, 1]),
+        (256, 1, 16, 20, 64, 1, [1, 1, 1, 1]),
+    ];
+    for (c_in, expansion, c_out, h, w, stride, pad) in cases {
+        let c = c_in * expansion;
+        let x = randn(&[n, c_in, h, w]).as_tensor().clone();
+        let layer = |c_out: usize, c_in: usize, k: usize| (randn(&[c_out, c_in, k, k]).as_tensor().clone(), bias(c_out).as_tensor().clone());
+        let expand = (expansion > 1).then(|| layer(c, c_in, 1));
+        let (depthwise, project) = (layer(c, 1, 3), layer(c_out, c, 1));
+        let residual = stride == 1 && c_in == c_out;
+
+        let mut stock = x.clone();
+        if let Some((w, b)) = &expand {
+            stock = stock_epilogue(stock.conv2d(w, 0, 1, 1, 1).unwrap(), b, true);
+        }
+        stock = stock_epilogue(stock_conv(&stock, &depthwise.0, stride, pad, c), &depthwise.1, true);
+        stock = stock_epilogue(stock.conv2d(&project.0, 0, 1, 1, 1).unwrap(), &project.1, false);
+        if residual {
+            stock = (stock + &x).unwrap();
+        }
+
+        let fold = |(w, b): &(Tensor, Tensor)| engine::Folded::new(w, b).unwrap();
+        let weights = engine::InvertedResidualWeights {
+            expand: expand.as_ref().map(fold),
+            depthwise: fold(&depthwise),
+            stride,
+            pad,
+            project: fold(&project),
+            residual,
+        };
+        let ours = engine::inverted_residual(&x, &weights).unwrap().expect("a batch of one image per thread runs fused");
+        let what = format!("block {c_in}->{c}->{c_out} {h}x{w} stride {stride} pad {pad:?}");
+        assert_eq!(ours.dims(), stock.dims(), "{what}: shape");
+        assert!(max_diff(&ours, &stock) < 1e-4, "{what}: values differ by {}", max_diff(&ours, &stock));
     }
 }

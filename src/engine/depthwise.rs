@@ -30,7 +30,7 @@ pub(super) struct Geometry {
 }
 
 impl Geometry {
-    fn new(h: usize, w: usize, stride: usize, pad: Pad) -> Result<Self> {
+    pub(super) fn new(h: usize, w: usize, stride: usize, pad: Pad) -> Result<Self> {
         let (hp, wp) = (h + pad[0] + pad[1], w + pad[2] + pad[3]);
         if hp < K || wp < K {
             candle_core::bail!("depthwise conv: padded input {hp}x{wp} is smaller than the 3x3 kernel")
@@ -148,7 +148,7 @@ thread_local! {
 const FLAT_MAX_WIDTH: usize = 32;
 
 /// `y = sum_{kh, kw} w[kh, kw] * x_padded[oh * s + kh, ow * s + kw]` for one plane.
-fn stencil_forward(g: &Geometry, pad: Pad, x: &[f32], w: &[f32], e: Epilogue, out: &mut [f32]) {
+pub(super) fn stencil_forward(g: &Geometry, pad: Pad, x: &[f32], w: &[f32], e: Epilogue, out: &mut [f32]) {
     if g.stride == 1 && g.w <= FLAT_MAX_WIDTH {
         return stencil_forward_flat(g, pad, x, w, e, out);
     }

@@ -7,6 +7,7 @@
 //! planes at the start of the network, channels last the small ones of its tail, where a whole
 //! batch's 1x1 convolution is one matrix multiply and the depthwise stencil runs across channels.
 
+mod block;
 mod conv;
 mod depthwise;
 mod depthwise_nhwc;
@@ -14,6 +15,7 @@ mod epilogue;
 mod matmul;
 mod pointwise;
 
+pub use block::{inverted_residual, Folded, InvertedResidualWeights};
 pub use conv::conv2d_dense;
 pub use depthwise::{depthwise_conv3x3, Pad};
 pub use pointwise::pointwise_conv;

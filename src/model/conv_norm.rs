@@ -41,14 +41,20 @@ impl ConvNorm {
         Ok(Self { conv, norm, activation: relu.is_some() })
     }
 
+    /// The convolution's weight with the BatchNorm folded in (`w * scale`), and its bias (`shift`).
+    pub fn folded(&self, t: Trainability) -> Result<(Tensor, Tensor)> {
+        let (scale, shift) = self.norm.scale_shift(t)?;
+        let w = self.conv.weight(t).broadcast_mul(&scale.reshape((scale.dim(0)?, 1, 1, 1))?)?;
+        Ok((w, shift))
+    }
+
     /// The layers on `x` in `format`; channels last runs on the engine only.
     pub fn forward(&self, x: &Tensor, t: Trainability, format: DataFormat) -> Result<Tensor> {
         // On the engine, BatchNorm folds into the convolution: `w * scale` and `shift` as its
         // bias. Exact in inference mode, and gamma and beta still get their gradients through
         // these two small products.
         if engine::supports(x) {
-            let (scale, shift) = self.norm.scale_shift(t)?;
-            let w = self.conv.weight(t).broadcast_mul(&scale.reshape((scale.dim(0)?, 1, 1, 1))?)?;
+            let (w, shift) = self.folded(t)?;
             if let Some(y) = self.conv.forward_fused(x, &w, &shift, self.activation, format)? {
                 return Ok(y);
             }

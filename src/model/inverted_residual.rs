@@ -4,7 +4,7 @@ use candle_core::{Result, Tensor};
 
 use super::conv_norm::ConvNorm;
 use super::layers::{LayerBuilder, Trainability};
-use crate::engine::DataFormat;
+use crate::engine::{self, DataFormat, Folded, InvertedResidualWeights};
 
 /// `expand` (1x1, ReLU6) → `depthwise` (3x3, ReLU6) → `project` (1x1, linear), plus the input
 /// when shapes allow. Keras names: `block_{id}_expand`, ..., `block_{id}_add`; block 0 is
@@ -42,6 +42,12 @@ impl InvertedResidual {
     }
 
     pub fn forward(&self, x: &Tensor, t: Trainability, format: DataFormat) -> Result<Tensor> {
+        // A frozen block on frozen input needs no graph: the engine runs it in one pass.
+        if format == DataFormat::ChannelsFirst && !x.track_op() && !t.trains(self.project.norm.index) && engine::supports(x) {
+            if let Some(y) = engine::inverted_residual(x, &self.folded(x, t)?)? {
+                return Ok(y);
+            }
+        }
         let h = match &self.expand {
             Some(expand) => expand.forward(x, t, format)?,
             None => x.clone(),
@@ -52,5 +58,22 @@ impl InvertedResidual {
         } else {
             Ok(y)
         }
+    }
+
+    /// The block's folded layers for the engine, for input `x` (channels first).
+    fn folded(&self, x: &Tensor, t: Trainability) -> Result<InvertedResidualWeights> {
+        let fold = |layer: &ConvNorm| -> Result<Folded> {
+            let (w, b) = layer.folded(t)?;
+            Folded::new(&w, &b)
+        };
+        let (_, _, h, w) = x.dims4()?;
+        Ok(InvertedResidualWeights {
+            expand: self.expand.as_ref().map(fold).transpose()?,
+            depthwise: fold(&self.depthwise)?,
+            stride: self.depthwise.conv.stride(),
+            pad: self.depthwise.conv.pad((h, w)),
+            project: fold(&self.project)?,
+            residual: self.residual,
+        })
     }
 }

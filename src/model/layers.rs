@@ -113,7 +113,7 @@ impl Conv2d {
         if !engine::supports(x) {
             return Ok(None);
         }
-        let pad = pad_amounts(spatial(x, format)?, self.padding, self.kernel_size, self.stride);
+        let pad = self.pad(spatial(x, format)?);
         let y = if self.groups > 1 {
             engine::depthwise_conv3x3(x, w, bias, self.stride, pad, relu6, format)?
         } else if self.kernel_size == 1 && self.stride == 1 {
@@ -128,6 +128,15 @@ impl Conv2d {
         Ok(Some(y))
     }
 
+    /// `[top, bottom, left, right]` padding of an `(h, w)` input.
+    pub(crate) fn pad(&self, size: (usize, usize)) -> Pad {
+        pad_amounts(size, self.padding, self.kernel_size, self.stride)
+    }
+
+    pub(crate) fn stride(&self) -> usize {
+        self.stride
+    }
+
     /// The kernel, detached when the layer is frozen.
     pub fn weight(&self, t: Trainability) -> Tensor {
         t.param(self.index, &self.weight)
@@ -136,8 +145,7 @@ impl Conv2d {
     /// The convolution alone, with stock candle ops (where the engine does not run).
     pub fn forward(&self, x: &Tensor, t: Trainability) -> Result<Tensor> {
         let weight = self.weight(t);
-        let pad = pad_amounts(spatial(x, DataFormat::ChannelsFirst)?, self.padding, self.kernel_size, self.stride);
-        let [top, bottom, left, right] = pad;
+        let [top, bottom, left, right] = self.pad(spatial(x, DataFormat::ChannelsFirst)?);
         if top == bottom && left == right && top == left {
             return x.conv2d(&weight, top, self.stride, 1, self.groups);
         }
