@@ -62,33 +62,43 @@ impl Geometry {
     }
 }
 
-/// The padded input plane, laid out for unit-stride reads: at stride 1 the padded rows
-/// (`hp x wp`); at stride 2 each padded row split into its even and odd columns, so that the
-/// three taps of a kernel row read `even[j]`, `odd[j]` and `even[j + 1]`.
+/// The padded input plane at stride 1 (`hp x wp`), for unit-stride reads.
 fn pad_plane(g: &Geometry, pad: Pad, x: &[f32], out: &mut Vec<f32>) -> usize {
     let (hp, wp) = (g.h + pad[0] + pad[1], g.w + pad[2] + pad[3]);
-    let row_len = if g.stride == 1 { wp } else { 2 * wp.div_ceil(2) };
     out.clear();
-    out.resize(hp * row_len, 0.0);
-    for ih in 0..g.h {
-        let src = &x[ih * g.w..(ih + 1) * g.w];
-        let dst = &mut out[(ih + pad[0]) * row_len..(ih + pad[0] + 1) * row_len];
-        if g.stride == 1 {
-            dst[pad[2]..pad[2] + g.w].copy_from_slice(src);
-        } else {
-            // Padded column c = iw + left goes to even[c / 2] or odd[c / 2].
-            let (even, odd) = dst.split_at_mut(row_len / 2);
-            let (first, second) = if pad[2] % 2 == 0 { (even, odd) } else { (odd, even) };
-            let offset = pad[2] / 2;
-            let second_offset = (pad[2] + 1) / 2;
-            if src.len() % 2 == 1 {
-                first[offset + src.len() / 2] = src[src.len() - 1];
-            }
-            let n = src.len() / 2;
-            deinterleave(&src[..2 * n], &mut first[offset..offset + n], &mut second[second_offset..second_offset + n]);
-        }
+    out.resize(hp * wp, 0.0);
+    for (ih, src) in x.chunks_exact(g.w).enumerate() {
+        let start = (ih + pad[0]) * wp + pad[2];
+        out[start..start + g.w].copy_from_slice(src);
     }
-    row_len
+    wp
+}
+
+/// At stride 2, the padded plane split by the parity of its rows and columns into four planes of
+/// `(ho + 1) x pitch` (`pitch = wo + 1`): even rows' even and odd columns, then odd rows' even
+/// and odd columns. Output `(oh, ow)`'s nine taps are then elements `j`, `j + 1`, `j + pitch` and
+/// `j + pitch + 1` of those planes, `j = oh * pitch + ow`: the same offsets for every output, so
+/// that a whole plane is one flat run of full vectors. Returns the pitch.
+fn split_phases(g: &Geometry, pad: Pad, x: &[f32], out: &mut Vec<f32>) -> usize {
+    let (rows, pitch) = (g.ho + 1, g.wo + 1);
+    out.clear();
+    out.resize(4 * rows * pitch, 0.0);
+    let (even_rows, odd_rows) = out.split_at_mut(2 * rows * pitch);
+    for (ih, src) in x.chunks_exact(g.w).enumerate() {
+        let r = ih + pad[0];
+        let phase = if r % 2 == 0 { &mut *even_rows } else { &mut *odd_rows };
+        let (even, odd) = phase.split_at_mut(rows * pitch);
+        let at = r / 2 * pitch;
+        // Padded column c = iw + left goes to even[c / 2] or odd[c / 2].
+        let (first, second) = if pad[2] % 2 == 0 { (even, odd) } else { (odd, even) };
+        let (offset, second_offset) = (at + pad[2] / 2, at + (pad[2] + 1) / 2);
+        let n = src.len() / 2;
+        if src.len() % 2 == 1 {
+            first[offset + n] = src[src.len() - 1];
+        }
+        deinterleave(&src[..2 * n], &mut first[offset..offset + n], &mut second[second_offset..second_offset + n]);
+    }
+    pitch
 }
 
 /// `even[j] = src[2j]`, `odd[j] = src[2j + 1]`, written as indexed loads so that the compiler
@@ -103,37 +113,23 @@ fn deinterleave(src: &[f32], even: &mut [f32], odd: &mut [f32]) {
     }
 }
 
-/// One output row at stride 1 from three padded input rows: all nine taps in one pass.
+/// `out[i] = e(Σ_t w[t] * taps[t][i])`: a 3x3 stencil whose nine taps are nine slices that the
+/// outputs walk in step, all nine in one vectorised pass.
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
-fn row_stride1(out: &mut [f32], rows: [&[f32]; 3], w: &[f32], e: Epilogue) {
+fn nine_taps(out: &mut [f32], taps: [&[f32]; 9], w: &[f32], e: Epilogue) {
     let n = out.len();
-    let [r0, r1, r2] = rows;
-    let (a0, a1, a2) = (&r0[..n], &r0[1..n + 1], &r0[2..n + 2]);
-    let (b0, b1, b2) = (&r1[..n], &r1[1..n + 1], &r1[2..n + 2]);
-    let (c0, c1, c2) = (&r2[..n], &r2[1..n + 1], &r2[2..n + 2]);
+    let [t0, t1, t2, t3, t4, t5, t6, t7, t8] = taps.map(|t| &t[..n]);
+    let w = &w[..9];
     for i in 0..n {
-        let sum = w[0] * a0[i] + w[1] * a1[i] + w[2] * a2[i] + w[3] * b0[i] + w[4] * b1[i] + w[5] * b2[i]
-            + w[6] * c0[i] + w[7] * c1[i] + w[8] * c2[i];
+        let sum = w[0] * t0[i] + w[1] * t1[i] + w[2] * t2[i] + w[3] * t3[i] + w[4] * t4[i] + w[5] * t5[i]
+            + w[6] * t6[i] + w[7] * t7[i] + w[8] * t8[i];
         out[i] = e.on(sum);
     }
 }
 
-/// One output row at stride 2 from three even/odd-split padded rows.
-#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
-fn row_stride2(out: &mut [f32], rows: [&[f32]; 3], w: &[f32], e: Epilogue) {
-    let n = out.len();
-    let half = rows[0].len() / 2;
-    fn taps(r: &[f32], n: usize, half: usize) -> (&[f32], &[f32], &[f32]) {
-        (&r[..n], &r[half..half + n], &r[1..n + 1])
-    }
-    let (a0, a1, a2) = taps(rows[0], n, half);
-    let (b0, b1, b2) = taps(rows[1], n, half);
-    let (c0, c1, c2) = taps(rows[2], n, half);
-    for i in 0..n {
-        let sum = w[0] * a0[i] + w[1] * a1[i] + w[2] * a2[i] + w[3] * b0[i] + w[4] * b1[i] + w[5] * b2[i]
-            + w[6] * c0[i] + w[7] * c1[i] + w[8] * c2[i];
-        out[i] = e.on(sum);
-    }
+/// Stride-1 outputs from three input rows (or three row-length-apart runs of a flat plane).
+fn row_stride1(out: &mut [f32], [r0, r1, r2]: [&[f32]; 3], w: &[f32], e: Epilogue) {
+    nine_taps(out, [r0, &r0[1..], &r0[2..], r1, &r1[1..], &r1[2..], r2, &r2[1..], &r2[2..]], w, e)
 }
 
 thread_local! {
@@ -143,29 +139,34 @@ thread_local! {
     static SPREAD: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Planes at most this wide go through [`stencil_forward_flat`]: their rows are too short for
-/// the row kernel's vectors (the tail's 14x14 and 7x7 planes ran scalar).
+/// Planes at most this wide go through [`stencil_forward_flat`] at stride 1: their rows are too
+/// short for the row kernel's vectors (the tail's 14x14 and 7x7 planes ran scalar).
 const FLAT_MAX_WIDTH: usize = 32;
 
 /// `y = sum_{kh, kw} w[kh, kw] * x_padded[oh * s + kh, ow * s + kw]` for one plane.
 pub(super) fn stencil_forward(g: &Geometry, pad: Pad, x: &[f32], w: &[f32], e: Epilogue, out: &mut [f32]) {
-    if g.stride == 1 && g.w <= FLAT_MAX_WIDTH {
+    if g.stride == 2 {
+        return stencil_forward_stride2(g, pad, x, w, e, out);
+    }
+    if g.w <= FLAT_MAX_WIDTH {
         return stencil_forward_flat(g, pad, x, w, e, out);
     }
-    if g.stride == 1 {
-        return stencil_forward_stride1(g, x, w, e, out);
-    }
-    SCRATCH.with_borrow_mut(|padded| {
-        let row_len = pad_plane(g, pad, x, padded);
-        let row = |r: usize| &padded[r * row_len..(r + 1) * row_len];
-        for (oh, dst) in out.chunks_exact_mut(g.wo).enumerate() {
-            let r = oh * g.stride;
-            row_stride2(dst, [row(r), row(r + 1), row(r + 2)], w, e);
-        }
-    });
+    stencil_forward_stride1(g, x, w, e, out)
 }
 
-/// Stride 1 over the whole padded plane as one flat row: output `i` of the flat run reads padded
+/// The flat run of `len` outputs, laid out at row pitch `pitch`, copied into `out`'s rows of `wo`.
+fn flat_run(len: usize, pitch: usize, wo: usize, out: &mut [f32], run: impl FnOnce(&mut [f32])) {
+    SPREAD.with_borrow_mut(|spread| {
+        spread.clear();
+        spread.resize(len, 0.0);
+        run(spread);
+        for (dst, src) in out.chunks_exact_mut(wo).zip(spread.chunks(pitch)) {
+            dst.copy_from_slice(&src[..wo]);
+        }
+    })
+}
+
+/// Stride 1 over the whole padded plane as one flat run: output `i` of the run reads padded
 /// samples `i + kh * wp + kw`, which is the stencil wherever `i` falls in the first `wo` columns
 /// of a padded row; the rest (the `wp - wo` columns that straddle two rows) are computed and
 /// dropped. Every vector is full, however short the rows.
@@ -173,14 +174,18 @@ fn stencil_forward_flat(g: &Geometry, pad: Pad, x: &[f32], w: &[f32], e: Epilogu
     SCRATCH.with_borrow_mut(|padded| {
         let wp = pad_plane(g, pad, x, padded);
         padded.resize(padded.len() + K - 1, 0.0); // the last outputs read two past the plane
-        SPREAD.with_borrow_mut(|spread| {
-            spread.clear();
-            spread.resize(g.ho * wp, 0.0);
-            row_stride1(spread, [&padded[..], &padded[wp..], &padded[2 * wp..]], w, e);
-            for (dst, src) in out.chunks_exact_mut(g.wo).zip(spread.chunks_exact(wp)) {
-                dst.copy_from_slice(&src[..g.wo]);
-            }
-        })
+        flat_run(g.ho * wp, wp, g.wo, out, |run| row_stride1(run, [&padded[..], &padded[wp..], &padded[2 * wp..]], w, e));
+    });
+}
+
+/// Stride 2 as one flat run over the four parity planes of [`split_phases`].
+fn stencil_forward_stride2(g: &Geometry, pad: Pad, x: &[f32], w: &[f32], e: Epilogue, out: &mut [f32]) {
+    SCRATCH.with_borrow_mut(|phases| {
+        let p = split_phases(g, pad, x, phases);
+        let plane = (g.ho + 1) * p;
+        let [ee, eo, oe, oo] = [0, 1, 2, 3].map(|i| &phases[i * plane..(i + 1) * plane]);
+        let taps = [ee, eo, &ee[1..], oe, oo, &oe[1..], &ee[p..], &eo[p..], &ee[p + 1..]];
+        flat_run((g.ho - 1) * p + g.wo, p, g.wo, out, |run| nine_taps(run, taps, w, e));
     });
 }
 
