@@ -6,6 +6,10 @@
 //! The 1x1 and depthwise convolutions take either [`DataFormat`]: channels first suits the large
 //! planes at the start of the network, channels last the small ones of its tail, where a whole
 //! batch's 1x1 convolution is one matrix multiply and the depthwise stencil runs across channels.
+//!
+//! Frozen inverted-residual blocks on channels-first planes (everything in front of phase 2's
+//! trainable layers, and prediction) run as one op per block ([`inverted_residual`]), a band of
+//! rows at a time, so that their large expanded activations never leave the cache.
 
 mod block;
 mod conv;
