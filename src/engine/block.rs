@@ -84,7 +84,7 @@ impl InvertedResidualWeights {
 
     /// One image: `x` is `[c_in, h, w]`, `out` is `[c_out, ho, wo]`.
     fn image(&self, g: &Geometry, x: &[f32], out: &mut [f32]) {
-        let (c, c_in) = (self.expanded_channels(), x.len() / (g.h * g.w));
+        let c = self.expanded_channels();
         // Expanded rows one band of output rows needs: `(band - 1) * stride + 3`.
         let cap = (BAND_FLOATS / (c * g.w)).max(3);
         let band = ((cap - 3) / g.stride + 1).min(g.ho);
@@ -94,14 +94,15 @@ impl InvertedResidualWeights {
                     expanded.resize(c * cap * g.w, 0.0);
                 }
                 filtered.resize(c * band * g.wo, 0.0);
-                // The expanded rows `rows` hold; `start..start` when none.
+                // The input rows whose expansion `expanded` holds.
                 let mut rows = 0..0;
                 for o0 in (0..g.ho).step_by(band) {
                     let outputs = o0..(o0 + band).min(g.ho);
                     let (needed, pad) = self.input_rows(g, &outputs);
                     let planes = match &self.expand {
                         Some(expand) => {
-                            rows = expand_rows(expand, x, g.w, expanded, cap, rows, needed.clone());
+                            expand_rows(expand, x, g.w, expanded, cap, &rows, &needed);
+                            rows = needed.clone();
                             Planes { data: expanded, stride: cap * g.w, offset: 0 }
                         }
                         None => Planes { data: x, stride: g.h * g.w, offset: needed.start * g.w },
@@ -114,7 +115,7 @@ impl InvertedResidualWeights {
                         let src = planes.rows(ch, needed.len() * g.w);
                         stencil_forward(&local, pad, src, &self.depthwise.weight[ch * 9..ch * 9 + 9], e, dst);
                     }
-                    self.project(g, x, c_in, filtered, outputs, out);
+                    self.project(g, x, filtered, outputs, out);
                 }
             })
         });
@@ -131,7 +132,7 @@ impl InvertedResidualWeights {
     }
 
     /// `out[:, outputs] = project · filtered + bias (+ x[:, outputs])`.
-    fn project(&self, g: &Geometry, x: &[f32], c_in: usize, filtered: &[f32], outputs: Range<usize>, out: &mut [f32]) {
+    fn project(&self, g: &Geometry, x: &[f32], filtered: &[f32], outputs: Range<usize>, out: &mut [f32]) {
         let (c, plane) = (self.expanded_channels(), g.ho * g.wo);
         let pixels = outputs.start * g.wo..outputs.end * g.wo;
         let a = Mat::new(&self.project.weight, self.project.outputs(), c);
@@ -140,7 +141,6 @@ impl InvertedResidualWeights {
             let dst = &mut dst[pixels.clone()];
             Epilogue::new(self.project.bias[co], false).apply(dst);
             if self.residual {
-                debug_assert_eq!(c_in * plane, x.len());
                 add(dst, &x[co * plane + pixels.start..co * plane + pixels.end]);
             }
         }
@@ -162,8 +162,8 @@ impl Planes<'_> {
 }
 
 /// Fills `expanded` (`[channels, cap, w]`) with the expanded input rows `needed`, given that it
-/// holds rows `held`: rows in both move to the front, the rest are multiplied. Returns `needed`.
-fn expand_rows(expand: &Folded, x: &[f32], w: usize, expanded: &mut [f32], cap: usize, held: Range<usize>, needed: Range<usize>) -> Range<usize> {
+/// holds rows `held`: rows in both move to the front, the rest are multiplied.
+fn expand_rows(expand: &Folded, x: &[f32], w: usize, expanded: &mut [f32], cap: usize, held: &Range<usize>, needed: &Range<usize>) {
     let c = expand.outputs();
     let c_in = expand.weight.len() / c;
     debug_assert!(needed.len() <= cap);
@@ -181,7 +181,6 @@ fn expand_rows(expand: &Folded, x: &[f32], w: usize, expanded: &mut [f32], cap: 
         let base = ch * cap * w;
         Epilogue::new(b, true).apply(&mut expanded[base + kept * w..base + kept * w + new.len()]);
     }
-    needed
 }
 
 /// `dst += src`.
