@@ -86,11 +86,11 @@ fn split_phases(g: &Geometry, pad: Pad, x: &[f32], out: &mut Vec<f32>) -> usize 
     let (even_rows, odd_rows) = out.split_at_mut(2 * rows * pitch);
     for (ih, src) in x.chunks_exact(g.w).enumerate() {
         let r = ih + pad[0];
-        let phase = if r % 2 == 0 { &mut *even_rows } else { &mut *odd_rows };
+        let phase = if r.is_multiple_of(2) { &mut *even_rows } else { &mut *odd_rows };
         let (even, odd) = phase.split_at_mut(rows * pitch);
         let at = r / 2 * pitch;
         // Padded column c = iw + left goes to even[c / 2] or odd[c / 2].
-        let (first, second) = if pad[2] % 2 == 0 { (even, odd) } else { (odd, even) };
+        let (first, second) = if pad[2].is_multiple_of(2) { (even, odd) } else { (odd, even) };
         let (offset, second_offset) = (at + pad[2] / 2, at + (pad[2] + 1) / 2);
         let n = src.len() / 2;
         if src.len() % 2 == 1 {
