@@ -91,7 +91,7 @@ fn split_phases(g: &Geometry, pad: Pad, x: &[f32], out: &mut Vec<f32>) -> usize 
         let at = r / 2 * pitch;
         // Padded column c = iw + left goes to even[c / 2] or odd[c / 2].
         let (first, second) = if pad[2].is_multiple_of(2) { (even, odd) } else { (odd, even) };
-        let (offset, second_offset) = (at + pad[2] / 2, at + (pad[2] + 1) / 2);
+        let (offset, second_offset) = (at + pad[2] / 2, at + pad[2].div_ceil(2));
         let n = src.len() / 2;
         if src.len() % 2 == 1 {
             first[offset + n] = src[src.len() - 1];
