@@ -60,14 +60,16 @@ pub struct InvertedResidualWeights {
     pub residual: bool,
 }
 
-/// `project(depthwise(expand(x))) (+ x)` for channels-first `x [N, C, H, W]`, without gradients;
-/// `None` when the batch has fewer images than there are threads (the fused pass runs one image
-/// per core: then the layer-by-layer ops, each parallel inside, are faster).
-pub fn inverted_residual(x: &Tensor, weights: &InvertedResidualWeights) -> Result<Option<Tensor>> {
-    if x.dim(0)? < rayon::current_num_threads() {
-        return Ok(None);
-    }
-    Ok(Some(x.contiguous()?.apply_op1_no_bwd(weights)?))
+/// Whether [`inverted_residual`] suits `x`: engine data without gradients, and at least one image
+/// per thread (the pass runs one image per core; for fewer, the layer-by-layer ops, each parallel
+/// inside, are faster).
+pub fn runs_in_one_pass(x: &Tensor) -> Result<bool> {
+    Ok(super::supports(x) && !x.track_op() && x.dim(0)? >= rayon::current_num_threads())
+}
+
+/// `project(depthwise(expand(x))) (+ x)` for channels-first `x [N, C, H, W]`, without gradients.
+pub fn inverted_residual(x: &Tensor, weights: &InvertedResidualWeights) -> Result<Tensor> {
+    x.contiguous()?.apply_op1_no_bwd(weights)
 }
 
 thread_local! {

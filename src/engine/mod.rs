@@ -19,7 +19,7 @@ mod epilogue;
 mod matmul;
 mod pointwise;
 
-pub use block::{inverted_residual, Folded, InvertedResidualWeights};
+pub use block::{inverted_residual, runs_in_one_pass, Folded, InvertedResidualWeights};
 pub use conv::conv2d_dense;
 pub use depthwise::{depthwise_conv3x3, Pad};
 pub use pointwise::pointwise_conv;

@@ -43,10 +43,8 @@ impl InvertedResidual {
 
     pub fn forward(&self, x: &Tensor, t: Trainability, format: DataFormat) -> Result<Tensor> {
         // A frozen block on frozen input needs no graph: the engine runs it in one pass.
-        if format == DataFormat::ChannelsFirst && !x.track_op() && !t.trains(self.project.norm.index) && engine::supports(x) {
-            if let Some(y) = engine::inverted_residual(x, &self.folded(x, t)?)? {
-                return Ok(y);
-            }
+        if format == DataFormat::ChannelsFirst && !t.trains(self.project.norm.index) && engine::runs_in_one_pass(x)? {
+            return engine::inverted_residual(x, &self.folded(x, t)?);
         }
         let h = match &self.expand {
             Some(expand) => expand.forward(x, t, format)?,
