@@ -11,6 +11,9 @@
 #   --host H        address to listen on (default 127.0.0.1)
 #   --port P        port (default 5000); 0 picks a free one
 #   --store DIR     where mlflow.db and artifacts/ live (e.g. a temporary folder for tests)
+#   --allowed-hosts LIST  Host headers the server answers (mlflow's option; default localhost and
+#                   private addresses). Behind a proxy that keeps its own host name, such as
+#                   Colab's port proxy, '*' lets the UI through; the server still listens only on --host.
 #   --background    start detached, in its own process group; writes STORE/server.pid,
 #                   STORE/server.url (the tracking URI) and STORE/server.log, then waits until
 #                   /health and an API call answer (FOOD101_MLFLOW_TIMEOUT seconds, default 90);
@@ -28,6 +31,7 @@ host=127.0.0.1
 port=5000
 store="${FOOD101_CACHE:-$repo/data-cache}/mlflow"
 mode=foreground
+allowed_hosts=""
 timeout="${FOOD101_MLFLOW_TIMEOUT:-90}"
 
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; }
@@ -41,6 +45,8 @@ while (($#)); do
         --port=*) port="${1#*=}"; shift ;;
         --store) store="${2:?--store needs a value}"; shift 2 ;;
         --store=*) store="${1#*=}"; shift ;;
+        --allowed-hosts) allowed_hosts="${2:?--allowed-hosts needs a value}"; shift 2 ;;
+        --allowed-hosts=*) allowed_hosts="${1#*=}"; shift ;;
         --background) mode=background; shift ;;
         --stop) mode=stop; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -130,6 +136,7 @@ server=("$venv/bin/mlflow" server
     --backend-store-uri "sqlite:///$store/mlflow.db"
     --artifacts-destination "$store/artifacts"
     --host "$host" --port "$port" --workers 1)
+[[ -n "$allowed_hosts" ]] && server+=(--allowed-hosts "$allowed_hosts")
 
 if [[ "$mode" == foreground ]]; then
     echo "MLflow UI: $url"

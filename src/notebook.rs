@@ -3,11 +3,14 @@
 //! `data-cache/notebooks/` (checkpoint, exported model), so each notebook can be opened on its own
 //! once the earlier ones have run.
 //!
-//! `FOOD101_QUICK=1` makes every notebook run in minutes: a small dataset (`FOOD101_DATA`, else a
-//! synthetic one written on first use), 96-pixel images and 2 + 1 epochs. Without it: Food-101 and
-//! timm's ImageNet weights (downloaded once) and the original recipe. `FOOD101_DATA`,
-//! `FOOD101_WEIGHTS`, `FOOD101_CLASSES`, `FOOD101_FRACTION`, `FOOD101_EPOCHS1` and
-//! `FOOD101_EPOCHS2` override single settings.
+//! `FOOD101_QUICK=1` makes every notebook run in minutes: five classes of real food photos
+//! (`FOOD101_DATA`, else Food-101 when it is in the cache), 128-pixel images, 10 + 2 epochs (the
+//! ten of phase 1 train from cached features in a second) and real
+//! ImageNet weights (`FOOD101_WEIGHTS`, else timm's, downloaded once). Only where neither photos nor
+//! weights can be had does quick mode fall back to synthetic pictures or a random base, and the
+//! settings then say so. Without `FOOD101_QUICK`: all of Food-101 (downloaded once), timm's weights
+//! and the original recipe. `FOOD101_DATA`, `FOOD101_WEIGHTS`, `FOOD101_CLASSES`,
+//! `FOOD101_FRACTION`, `FOOD101_EPOCHS1` and `FOOD101_EPOCHS2` override single settings.
 
 use std::fmt;
 use std::path::PathBuf;
@@ -24,8 +27,11 @@ use crate::train::TrainConfig;
 pub struct Settings {
     pub quick: bool,
     pub data: PathBuf,
-    /// `None` in quick mode without `FOOD101_WEIGHTS`: a randomly initialised base.
+    /// `None` only in quick mode when no weights could be had: a randomly initialised base.
     pub weights: Option<PathBuf>,
+    /// Why this run cannot mean anything about food (synthetic photos, a random base), in plain
+    /// words; empty for a real run.
+    pub stand_ins: Vec<String>,
     pub classes: ClassSelection,
     pub fraction: f64,
     pub image_size: usize,
@@ -51,38 +57,54 @@ impl Settings {
     pub fn from_env() -> Result<Self> {
         let quick = env("FOOD101_QUICK").is_some_and(|v| v != "0");
         let cache = crate::cache::cache_dir();
+        let mut stand_ins = Vec::new();
+        let food101 = cache.join("food-101");
         let data = match env("FOOD101_DATA") {
             Some(dir) => PathBuf::from(dir),
+            None if quick && food101.join("meta/classes.txt").is_file() => food101,
             None if quick => {
-                let dir = cache.join("synthetic-quick");
-                if !dir.join("validation").is_dir() {
-                    let spec = Spec { classes: 4, train_per_class: 24, validation_per_class: 8, size: (128, 96), ..Spec::default() };
-                    synthetic::generate(&dir, Layout::ClassFolders, &spec)?;
-                }
-                dir
+                stand_ins.push(format!(
+                    "no food photos on disk (FOOD101_DATA is not set and {} is missing), so the photos are synthetic colour stripes. \
+                     Run 01 once without FOOD101_QUICK (or `food101 data download`) to get Food-101.",
+                    food101.display()
+                ));
+                synthetic_photos(&cache.join("synthetic-quick"))?
             }
             None => download::food101(&cache)?,
         };
         let weights = match env("FOOD101_WEIGHTS") {
             Some(path) => Some(PathBuf::from(path)),
-            None if quick => None,
+            None if quick => match hub::timm_imagenet_weights() {
+                Ok(path) => Some(path),
+                Err(e) => {
+                    stand_ins.push(format!("no ImageNet weights ({e}), so the base is randomly initialised: it has learnt nothing to transfer."));
+                    None
+                }
+            },
             None => Some(hub::timm_imagenet_weights()?),
         };
+        let default_classes = if quick { ClassSelection::First(5) } else { ClassSelection::All };
         Ok(Self {
             quick,
             data,
             weights,
-            classes: env("FOOD101_CLASSES").map_or(ClassSelection::All, |c| c.parse().unwrap_or(ClassSelection::All)),
-            fraction: env_or("FOOD101_FRACTION", if quick { 0.25 } else { 1.0 }),
-            image_size: if quick { 96 } else { 224 },
+            stand_ins,
+            classes: env("FOOD101_CLASSES").map_or(default_classes.clone(), |c| c.parse().unwrap_or(default_classes)),
+            fraction: env_or("FOOD101_FRACTION", 1.0),
+            image_size: if quick { 128 } else { 224 },
             batch_size: 32,
-            epochs1: env_or("FOOD101_EPOCHS1", if quick { 2 } else { 10 }),
-            epochs2: env_or("FOOD101_EPOCHS2", if quick { 1 } else { 10 }),
+            epochs1: env_or("FOOD101_EPOCHS1", 10),
+            epochs2: env_or("FOOD101_EPOCHS2", if quick { 2 } else { 10 }),
             unfreeze_last: 50,
             lr2: 1e-5,
             // Quick and full runs keep apart: a checkpoint only resumes the run it came from.
             work: cache.join("notebooks").join(if quick { "quick" } else { "full" }),
         })
+    }
+
+    /// True when the numbers of this run say something about food: real photos, real weights.
+    pub fn is_real(&self) -> bool {
+        self.stand_ins.is_empty()
     }
 
     /// The dataset, cut to the selected classes and fraction (the same subset every time).
@@ -96,7 +118,7 @@ impl Settings {
         match &self.weights {
             Some(path) => MobileNetV2::load_with_input_size(path, size, &Device::Cpu),
             None => {
-                println!("note: no FOOD101_WEIGHTS in quick mode: the base is randomly initialised, so accuracy stays near chance");
+                println!("note: the base is randomly initialised (see the settings), so accuracy stays near chance");
                 Ok(MobileNetV2::new(MobileNetV2Config::default().with_input_size(size.0, size.1), &Device::Cpu)?)
             }
         }
@@ -125,6 +147,83 @@ impl fmt::Display for Settings {
         writeln!(f, "weights:  {weights}")?;
         writeln!(f, "images:   {0}x{0}, batch {1}", self.image_size, self.batch_size)?;
         writeln!(f, "epochs:   {} frozen + {} fine-tuning (last {} layers, lr {})", self.epochs1, self.epochs2, self.unfreeze_last, self.lr2)?;
-        write!(f, "work dir: {}", self.work.display())
+        write!(f, "work dir: {}", self.work.display())?;
+        if !self.is_real() {
+            writeln!(f, "\n\nTHIS RUN IS A STAND-IN: its numbers mean nothing about food; it only shows that every cell runs.")?;
+            for reason in &self.stand_ins {
+                write!(f, "\n- {reason}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A small synthetic dataset (four classes of coloured stripes), written on first use.
+fn synthetic_photos(dir: &std::path::Path) -> Result<PathBuf> {
+    if !dir.join("validation").is_dir() {
+        let spec = Spec { classes: 4, train_per_class: 24, validation_per_class: 8, size: (128, 96), ..Spec::default() };
+        synthetic::generate(dir, Layout::ClassFolders, &spec)?;
+    }
+    Ok(dir.to_path_buf())
+}
+
+/// Where to see a tracked run: a link to it in the MLflow UI (through Colab's proxy on Colab), or,
+/// without a server, the journal folder that keeps it for `food101 mlflow sync`.
+pub fn mlflow_run(tracker: &crate::track::Tracker) -> crate::viz::Html {
+    match tracker.run_url() {
+        Some(url) => browser_link("MLflow run", &url),
+        None => crate::viz::Html(format!(
+            "MLflow: no server (MLFLOW_TRACKING_URI is not set); the run is kept in <code>{}</code> for <code>food101 mlflow sync</code>",
+            crate::viz::escape(&tracker.journal_dir().display().to_string())
+        )),
+    }
+}
+
+/// A link to a server on this machine (the MLflow UI, the web demo) that opens from the notebook.
+/// On Colab the runtime's `127.0.0.1` is not the browser's: there the link is rewritten to the URL
+/// of Colab's port proxy (`google.colab.kernel.proxyPort`, what `serve_kernel_port_as_window` uses),
+/// which only this notebook's browser tab can open. Elsewhere it is the plain URL.
+pub fn browser_link(label: &str, url: &str) -> crate::viz::Html {
+    use crate::viz::escape;
+    let (base, path) = match url.split_once("://").and_then(|(_, rest)| rest.split_once('/')) {
+        Some((_, path)) => (&url[..url.len() - path.len() - 1], format!("/{path}")),
+        None => (url.trim_end_matches('/'), "/".to_string()),
+    };
+    let port = base.rsplit_once(':').and_then(|(host, port)| {
+        let local = host.ends_with("//127.0.0.1") || host.ends_with("//localhost");
+        port.parse::<u16>().ok().filter(|_| local)
+    });
+    let id = format!("food101-link-{}", rand::random::<u32>());
+    let link = format!(r#"<a id="{id}" href="{0}" target="_blank">{1}: {0}</a>"#, escape(url), escape(label));
+    let Some(port) = port else { return crate::viz::Html(link) };
+    crate::viz::Html(format!(
+        r#"{link}<script>
+if (window.google && google.colab && google.colab.kernel && google.colab.kernel.proxyPort) {{
+  google.colab.kernel.proxyPort({port}, {{cache: false}}).then(function (proxy) {{
+    var a = document.getElementById("{id}");
+    a.href = proxy.replace(/\/$/, "") + {path};
+    a.textContent = {label} + " (through Colab's port proxy): " + a.href;
+  }});
+}}
+</script>"#,
+        path = serde_json::to_string(&path).expect("a string"),
+        label = serde_json::to_string(label).expect("a string"),
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::browser_link;
+
+    #[test]
+    fn a_local_link_asks_colab_for_its_proxy_and_a_remote_one_stays_plain() {
+        let local = browser_link("MLflow run", "http://127.0.0.1:5000/#/experiments/1/runs/abc").0;
+        assert!(local.contains(r#"href="http://127.0.0.1:5000/#/experiments/1/runs/abc""#), "{local}");
+        assert!(local.contains("google.colab.kernel.proxyPort(5000, {cache: false})"), "{local}");
+        assert!(local.contains(r#""/#/experiments/1/runs/abc""#), "{local}");
+        let bare = browser_link("demo", "http://localhost:7860").0;
+        assert!(bare.contains("proxyPort(7860") && bare.contains(r#"+ "/";"#), "{bare}");
+        let remote = browser_link("MLflow run", "https://mlflow.example.org:443/x").0;
+        assert!(!remote.contains("<script>") && remote.contains("https://mlflow.example.org:443/x"), "{remote}");
     }
 }

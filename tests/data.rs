@@ -141,8 +141,9 @@ fn data_check_cli_reports_json() {
 }
 
 #[test]
+#[ignore = "needs ../shared (real ImageNet weights and photos)"]
 fn cats_and_dogs_from_shared() {
-    let Some(shared) = common::shared("cats_and_dogs_from_shared") else { return };
+    let shared = common::shared();
     let ds = Dataset::open(shared.join("datasets/cats_and_dogs_filtered")).unwrap();
     assert_eq!(ds.classes, ["cats", "dogs"]);
     assert_eq!((ds.train.len(), ds.validation.len()), (2000, 1000));
@@ -174,7 +175,12 @@ fn the_raw_plane_jpeg_road_matches_decoding_to_rgb_first() {
         let (mean, _) = raw_road_against_general(&ds.train[0].path, (32, 40), resize);
         assert!(mean < 1.5, "synthetic JPEG, {resize:?}: mean difference {mean} levels");
     }
-    let Some(shared) = common::shared("the_raw_plane_jpeg_road_matches_decoding_to_rgb_first (photos)") else { return };
+}
+
+#[test]
+#[ignore = "needs ../shared (real ImageNet weights and photos)"]
+fn the_raw_plane_jpeg_road_matches_decoding_to_rgb_first_on_real_photos() {
+    let shared = common::shared();
     for name in ["cats/cat.2000.jpg", "dogs/dog.2001.jpg", "cats/cat.2250.jpg"] {
         for resize in [Resize::Antialiased, Resize::Bilinear] {
             let (mean, max) = raw_road_against_general(&shared.join("datasets/cats_and_dogs_filtered/validation").join(name), (224, 224), resize);

@@ -23,8 +23,9 @@ fn expected(shared: &std::path::Path) -> Vec<(String, Vec<(usize, f32)>)> {
 }
 
 #[test]
+#[ignore = "needs ../shared (real ImageNet weights and photos)"]
 fn every_photo_gets_tensorflows_top1_and_probabilities() {
-    let Some(shared) = common::shared("every_photo_gets_tensorflows_top1_and_probabilities") else { return };
+    let shared = common::shared();
     let classifier = ImageClassifier::from_weights(&shared.join(WEIGHTS), None, &Device::Cpu).unwrap();
     assert_eq!(classifier.labels[934], "hotdog", "labels found beside the weights");
     let expected = expected(&shared);
@@ -40,8 +41,9 @@ fn every_photo_gets_tensorflows_top1_and_probabilities() {
 }
 
 #[test]
+#[ignore = "needs ../shared (real ImageNet weights and photos)"]
 fn cli_predict_json() {
-    let Some(shared) = common::shared("cli_predict_json") else { return };
+    let shared = common::shared();
     let out = Command::new(env!("CARGO_BIN_EXE_food101"))
         .args(["predict", "--json", "--top", "3", "--weights"])
         .arg(shared.join(WEIGHTS))
@@ -63,8 +65,9 @@ fn cli_predict_json() {
 }
 
 #[test]
+#[ignore = "needs ../shared (real ImageNet weights and photos)"]
 fn cli_reports_unreadable_images() {
-    let Some(shared) = common::shared("cli_reports_unreadable_images") else { return };
+    let shared = common::shared();
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("broken.jpg");
     std::fs::write(&bad, b"not an image at all").unwrap();

@@ -61,8 +61,9 @@ fn symmetric_padding_would_not_match_keras() {
 
 /// With the real ImageNet weights, the same Pillow-resized photo gives Keras' probabilities.
 #[test]
+#[ignore = "needs ../shared (real ImageNet weights and photos)"]
 fn real_imagenet_weights_match_keras_on_a_photo() {
-    let Some(shared) = common::shared("real_imagenet_weights_match_keras_on_a_photo") else { return };
+    let shared = common::shared();
     let mut model = MobileNetV2::load(shared.join("weights/mobilenet_v2_1.0_224_keras_imagenet.safetensors"), &Device::Cpu).unwrap();
     model.freeze_all();
     let io = read_fixture("cat_224_keras_probs.safetensors");

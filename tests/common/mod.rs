@@ -18,18 +18,16 @@ pub fn read_fixture(name: &str) -> std::collections::HashMap<String, Tensor> {
     safetensors::load(fixture(name), &Device::Cpu).expect("fixture")
 }
 
-/// `../shared` beside the checkout (real weights and photos), or `None` with a visible skip note:
-/// a user's fresh clone does not have it.
-pub fn shared(test: &str) -> Option<PathBuf> {
+/// Why a test is `#[ignore]`d: it needs `../shared`, which CI has beside the checkout and a
+/// user's clone does not. `.ci/run` runs ignored tests too (`--include-ignored`).
+pub const NEEDS_SHARED: &str = "needs ../shared (real ImageNet weights and photos)";
+
+/// `../shared` beside the checkout (real weights and photos); a test that asks for it and does not
+/// find it fails, so that it can never pass without having run.
+pub fn shared() -> PathBuf {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared");
-    if dir.join("weights").is_dir() {
-        Some(dir)
-    } else {
-        // Written to stderr directly, not with eprintln!, so that the test harness does not swallow it.
-        let note = format!("SKIPPED {test}: ../shared (real ImageNet weights and photos) is not beside this checkout\n");
-        let _ = std::io::Write::write_all(&mut std::io::stderr(), note.as_bytes());
-        None
-    }
+    assert!(dir.join("weights").is_dir(), "{NEEDS_SHARED}: {} is missing", dir.display());
+    dir
 }
 
 pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
