@@ -40,7 +40,9 @@ pub struct Settings {
     pub epochs2: usize,
     pub unfreeze_last: usize,
     pub lr2: f64,
-    /// `data-cache/notebooks/{quick,full}`: what one notebook leaves for the next.
+    /// `data-cache/notebooks/{quick,full}-<digest of the data, weights and image size>`: what one
+    /// notebook leaves for the next. Other data or weights get a folder of their own, so a
+    /// checkpoint is only ever resumed by the run it came from.
     pub work: PathBuf,
 }
 
@@ -84,7 +86,7 @@ impl Settings {
             None => Some(hub::timm_imagenet_weights()?),
         };
         let default_classes = if quick { ClassSelection::First(5) } else { ClassSelection::All };
-        Ok(Self {
+        let mut settings = Self {
             quick,
             data,
             weights,
@@ -97,9 +99,19 @@ impl Settings {
             epochs2: env_or("FOOD101_EPOCHS2", if quick { 2 } else { 10 }),
             unfreeze_last: 50,
             lr2: 1e-5,
-            // Quick and full runs keep apart: a checkpoint only resumes the run it came from.
-            work: cache.join("notebooks").join(if quick { "quick" } else { "full" }),
-        })
+            work: PathBuf::new(),
+        };
+        settings.work = cache.join("notebooks").join(settings.work_name());
+        Ok(settings)
+    }
+
+    /// `quick-1a2b3c4d`: the mode and a digest of what a checkpoint depends on.
+    fn work_name(&self) -> String {
+        use md5::{Digest, Md5};
+        let what = format!("{:?} {:?} {:?} {} {}", self.data, self.weights, self.classes, self.fraction, self.image_size);
+        let digest = Md5::digest(what.as_bytes());
+        let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}-{hex}", if self.quick { "quick" } else { "full" })
     }
 
     /// True when the numbers of this run say something about food: real photos, real weights.
