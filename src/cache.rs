@@ -15,14 +15,18 @@ pub fn cache_dir() -> PathBuf {
         .unwrap_or_else(|| cwd.join("data-cache"))
 }
 
-/// Writes a file whole or not at all (a temporary beside it, then a rename), so an interrupted
-/// run never leaves a half-written checkpoint or cache behind.
+/// Writes a file whole or not at all: a temporary file beside it, flushed to disk, renamed over
+/// it, and the rename itself flushed; an interrupted run or a crash never leaves a half-written
+/// checkpoint or cache behind.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> crate::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension(format!("{}.tmp", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
-    std::fs::write(&tmp, bytes)?;
-    std::fs::rename(&tmp, path)?;
+    use std::io::Write;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut file = tempfile::NamedTempFile::new_in(dir)?;
+    file.write_all(bytes)?;
+    file.as_file().sync_all()?;
+    file.persist(path).map_err(|e| e.error)?;
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
     Ok(())
 }

@@ -31,6 +31,8 @@ pub enum Error {
     Io(#[from] std::io::Error),
     #[error(transparent)]
     Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Csv(#[from] csv::Error),
 }
 
 /// One tensor that keeps a checkpoint from loading.

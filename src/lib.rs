@@ -1,9 +1,9 @@
 //! Food-101 classification by transfer learning on MobileNetV2, in Rust with candle.
 //!
 //! The flow follows the original Keras project: a frozen ImageNet MobileNetV2 with a new head
-//! (phase 1), then the last 50 Keras layers unfrozen (phase 2). Notebooks import this crate with
-//! `:dep food101 = { path = ".." }` and can name the types of the crates it builds on through
-//! its re-exports: [`candle_core`], [`candle_nn`] and [`image`].
+//! (phase 1), then the last 50 Keras layers unfrozen (phase 2). Notebooks import this crate as
+//! one shared library (`notebooks/kernel/food101-notebook`) and can name the types of the crates
+//! it builds on through its re-exports: [`candle_core`], [`candle_nn`] and [`image`].
 
 pub use candle_core;
 pub use candle_nn;
@@ -13,7 +13,7 @@ pub mod cache;
 pub mod data;
 pub mod engine;
 pub mod error;
-mod memory;
+pub mod memory;
 pub mod model;
 pub mod notebook;
 pub mod predict;

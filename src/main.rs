@@ -134,7 +134,11 @@ enum DataCommand {
 fn main() -> Result<()> {
     let device = Device::Cpu;
     match Cli::parse().command {
-        Command::Train(args) => train::run(*args, &device)?,
+        Command::Train(args) => {
+            // A training run reuses its freed activations step after step (see the function).
+            food101::memory::keep_freed_memory();
+            train::run(*args, &device)?
+        }
         Command::Mlflow { command: MlflowCommand::Sync { uri, journals } } => sync_journals(uri, journals)?,
         Command::Serve { classifier, host, port, max_mb, examples } => {
             let classifier = classifier.load(&device)?;

@@ -14,18 +14,26 @@ fn check(weights: &str, io: &str, format: WeightFormat, padding: Padding) {
     assert_eq!(model.config().alpha, 0.35);
     assert_eq!(model.config().classes, Some(7));
     let io = read_fixture(io);
-    // Trainable layers run with gradients tracked through the folded BatchNorm; frozen ones without,
-    // each inverted-residual block in one pass (one thread: a batch of two is then enough for it).
-    let one_thread = rayon::ThreadPoolBuilder::new().num_threads(1).build().unwrap();
-    for frozen in [false, true] {
+    // Trainable layers run with gradients tracked through the folded BatchNorm; frozen ones without.
+    // A frozen inverted-residual block runs in one pass when the batch has at least one image per
+    // thread, else layer by layer: the batch of two takes the first road in a one-thread pool and
+    // the second in a three-thread pool, and both must agree with the reference and each other.
+    let pool = |threads| rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    let mut frozen_logits = Vec::new();
+    for (frozen, threads) in [(false, 1), (true, 1), (true, 3)] {
         if frozen {
             model.freeze_all();
         }
-        let (features, logits) = one_thread.install(|| (model.features(&io["input"]).unwrap(), model.logits(&io["input"]).unwrap()));
+        let (features, logits) = pool(threads).install(|| (model.features(&io["input"]).unwrap(), model.logits(&io["input"]).unwrap()));
         let (df, dl) = (max_abs_diff(&features, &io["features"]), max_abs_diff(&logits, &io["logits"]));
-        eprintln!("{format:?} (frozen: {frozen}): max |diff| features {df:e}, logits {dl:e}");
-        assert!(df < 1e-4 && dl < 1e-4, "{format:?} (frozen: {frozen}) parity: features {df}, logits {dl}");
+        eprintln!("{format:?} (frozen: {frozen}, {threads} threads): max |diff| features {df:e}, logits {dl:e}");
+        assert!(df < 1e-4 && dl < 1e-4, "{format:?} (frozen: {frozen}, {threads} threads) parity: features {df}, logits {dl}");
+        if frozen {
+            frozen_logits.push(logits);
+        }
     }
+    let roads = max_abs_diff(&frozen_logits[0], &frozen_logits[1]);
+    assert!(roads < 1e-5, "{format:?}: one pass and layer by layer differ by {roads}");
 }
 
 #[test]

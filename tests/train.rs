@@ -155,7 +155,7 @@ fn evaluation_reports_confusion_per_class_accuracy_and_worst_classes() {
     let mut e = Evaluation::new(classes);
     let row = |p: [f32; 3]| p.map(f32::ln).to_vec();
     let log_probs = vec![row([0.7, 0.2, 0.1]), row([0.1, 0.8, 0.1]), row([0.6, 0.3, 0.1]), row([0.2, 0.2, 0.6])];
-    e.update(&log_probs, &[0, 1, 1, 2], ["w", "x", "y", "z"].map(Into::into));
+    e.update(&log_probs, &[0, 1, 1, 2], ["w", "x", "y, \"quoted\"", "z"].map(Into::into));
     assert_eq!(e.accuracy, 0.75);
     assert_eq!(e.confusion, vec![vec![1, 0, 0], vec![1, 1, 0], vec![0, 0, 1]]);
     assert_eq!(e.worst_classes(1), vec![("b".to_string(), 0.5)]);
@@ -166,7 +166,7 @@ fn evaluation_reports_confusion_per_class_accuracy_and_worst_classes() {
     let csv = std::fs::read_to_string(dir.path().join("c.csv")).unwrap();
     assert_eq!(csv.lines().nth(2), Some("b,1,1,0"));
     let csv = std::fs::read_to_string(dir.path().join("p.csv")).unwrap();
-    assert_eq!(csv.lines().nth(3), Some("\"y\",b,a,0.600000,false"));
+    assert_eq!(csv.lines().nth(3), Some(r#""y, ""quoted""",b,a,0.600000,false"#), "a comma or quote in a path is quoted");
 }
 
 /// The recipe on real photos with the real ImageNet weights, on a fifth of cats-vs-dogs (the

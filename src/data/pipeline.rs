@@ -166,7 +166,6 @@ impl DataLoader {
 
     /// Starts producing the batches of `epoch` in the background.
     pub fn epoch(&self, epoch: u64) -> Epoch {
-        crate::memory::keep_freed_memory();
         let (tx, rx) = sync_channel(self.config.prefetch.max(1));
         let stats = Arc::new(Mutex::new(EpochStats { total: self.samples.len(), skipped: Vec::new() }));
         let (samples, config, device, order, shared) =

@@ -24,29 +24,16 @@ pub use conv::conv2d_dense;
 pub use depthwise::{depthwise_conv3x3, Pad};
 pub use pointwise::pointwise_conv;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-
 use candle_core::{CpuStorage, Layout, Result, Shape, Tensor};
 
-static ENABLED: AtomicBool = AtomicBool::new(true);
-
-/// Turns the custom kernels off (stock candle ops everywhere) or back on, for comparisons.
-pub fn set_enabled(on: bool) {
-    ENABLED.store(on, Ordering::Relaxed);
-}
-
-/// Whether the custom kernels run on `device`: enabled, and the CPU.
+/// Whether the custom kernels run on `device`: the CPU (elsewhere, stock candle ops).
 pub fn runs_on(device: &candle_core::Device) -> bool {
-    ENABLED.load(Ordering::Relaxed) && device.is_cpu()
+    device.is_cpu()
 }
 
-/// Whether the custom kernels apply to this tensor: enabled, CPU, f32.
+/// Whether the custom kernels apply to this tensor: on the CPU, in f32.
 pub fn supports(x: &Tensor) -> bool {
-    let yes = runs_on(x.device()) && x.dtype() == candle_core::DType::F32;
-    if yes {
-        crate::memory::keep_freed_memory();
-    }
-    yes
+    runs_on(x.device()) && x.dtype() == candle_core::DType::F32
 }
 
 /// Where the channels are in a 4-D activation (Keras' `data_format`).

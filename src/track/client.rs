@@ -5,8 +5,11 @@
 use std::time::Duration;
 
 use reqwest::blocking::{Client, RequestBuilder, Response};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
+
+use super::responses::{ArtifactList, CreatedExperiment, CreatedModelVersion, ExperimentByName, ModelVersions, RunAnswer, RunsPage};
 
 /// What went wrong talking to the server.
 #[derive(Debug, thiserror::Error)]
@@ -151,13 +154,23 @@ impl MlflowClient {
         self.decode(endpoint, response)
     }
 
+    /// [`MlflowClient::post`], the answer read as `T`.
+    fn post_as<T: DeserializeOwned>(&self, endpoint: &str, body: &Value) -> Result<T> {
+        typed(endpoint, self.post(endpoint, body)?)
+    }
+
+    /// [`MlflowClient::get`], the answer read as `T`.
+    fn get_as<T: DeserializeOwned>(&self, endpoint: &str, query: &[(&str, &str)]) -> Result<T> {
+        typed(endpoint, self.get(endpoint, query)?)
+    }
+
     /// The experiment's id, creating it if needed.
     pub fn experiment_id(&self, name: &str) -> Result<String> {
-        match self.get("experiments/get-by-name", &[("experiment_name", name)]) {
-            Ok(v) => Ok(v["experiment"]["experiment_id"].as_str().unwrap_or_default().to_string()),
+        match self.get_as::<ExperimentByName>("experiments/get-by-name", &[("experiment_name", name)]) {
+            Ok(v) => Ok(v.experiment.experiment_id),
             Err(e) if e.error_code() == Some("RESOURCE_DOES_NOT_EXIST") => {
-                match self.post("experiments/create", &json!({ "name": name })) {
-                    Ok(v) => Ok(v["experiment_id"].as_str().unwrap_or_default().to_string()),
+                match self.post_as::<CreatedExperiment>("experiments/create", &json!({ "name": name })) {
+                    Ok(v) => Ok(v.experiment_id),
                     // Created by someone else in between.
                     Err(e) if e.error_code() == Some("RESOURCE_ALREADY_EXISTS") => self.experiment_id(name),
                     Err(e) => Err(e),
@@ -171,8 +184,7 @@ impl MlflowClient {
     pub fn create_run(&self, experiment_id: &str, name: &str, start_time: i64, tags: &[(String, String)]) -> Result<String> {
         let tags: Vec<Value> = tags.iter().map(|(k, v)| json!({ "key": k, "value": v })).collect();
         let body = json!({ "experiment_id": experiment_id, "run_name": name, "start_time": start_time, "tags": tags });
-        let v = self.post("runs/create", &body)?;
-        Ok(v["run"]["info"]["run_id"].as_str().unwrap_or_default().to_string())
+        Ok(self.post_as::<RunAnswer>("runs/create", &body)?.run.info.run_id)
     }
 
     pub fn get_run(&self, run_id: &str) -> Result<Value> {
@@ -183,6 +195,17 @@ impl MlflowClient {
     pub fn search_runs(&self, experiment_id: &str, filter: &str) -> Result<Vec<Value>> {
         let body = json!({ "experiment_ids": [experiment_id], "filter": filter, "max_results": 1000 });
         Ok(self.post("runs/search", &body)?["runs"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// The ids of the runs [`MlflowClient::search_runs`] finds.
+    pub fn search_run_ids(&self, experiment_id: &str, filter: &str) -> Result<Vec<String>> {
+        let body = json!({ "experiment_ids": [experiment_id], "filter": filter, "max_results": 1000 });
+        Ok(self.post_as::<RunsPage>("runs/search", &body)?.runs.into_iter().map(|r| r.info.run_id).collect())
+    }
+
+    /// Where the server keeps a run's artifacts (`mlflow-artifacts:/...` when it serves them).
+    fn artifact_uri(&self, run_id: &str) -> Result<String> {
+        Ok(self.get_as::<RunAnswer>("runs/get", &[("run_id", run_id)])?.run.info.artifact_uri)
     }
 
     /// Metrics, params and tags, split into requests within MLflow's limits.
@@ -215,14 +238,13 @@ impl MlflowClient {
 
     /// Uploads one artifact file through the server's artifact proxy.
     pub fn log_artifact(&self, run_id: &str, path: &str, bytes: Vec<u8>) -> Result<()> {
-        let run = self.get_run(run_id)?;
-        let root = run["info"]["artifact_uri"].as_str().unwrap_or_default();
-        let Some(root) = root.strip_prefix("mlflow-artifacts:/") else {
+        let uri = self.artifact_uri(run_id)?;
+        let Some(root) = uri.strip_prefix("mlflow-artifacts:/") else {
             return Err(MlflowError::Api {
                 endpoint: "mlflow-artifacts".into(),
                 status: 0,
                 error_code: "UNSUPPORTED_ARTIFACT_STORE".into(),
-                message: format!("artifact URI `{root}` is not served by the tracking server (start it with --artifacts-destination)"),
+                message: format!("artifact URI `{uri}` is not served by the tracking server (start it with --artifacts-destination)"),
             });
         };
         let url = format!("{}/api/2.0/mlflow-artifacts/artifacts/{}/{path}", self.uri, root.trim_matches('/'));
@@ -235,13 +257,12 @@ impl MlflowClient {
         let mut out = Vec::new();
         let mut folders = vec![String::new()];
         while let Some(folder) = folders.pop() {
-            let v = self.get("artifacts/list", &[("run_id", run_id), ("path", &folder)])?;
-            for f in v["files"].as_array().cloned().unwrap_or_default() {
-                let path = f["path"].as_str().unwrap_or_default().to_string();
-                if f["is_dir"].as_bool() == Some(true) {
-                    folders.push(path);
+            let list: ArtifactList = self.get_as("artifacts/list", &[("run_id", run_id), ("path", &folder)])?;
+            for f in list.files {
+                if f.is_dir {
+                    folders.push(f.path);
                 } else {
-                    out.push(path);
+                    out.push(f.path);
                 }
             }
         }
@@ -258,16 +279,42 @@ impl MlflowClient {
             _ => {}
         }
         let filter = format!("name='{name}' and run_id='{run_id}'");
-        let existing = self.get("model-versions/search", &[("filter", &filter)])?;
-        let version = match existing["model_versions"].as_array().and_then(|v| v.first()) {
-            Some(v) => v["version"].as_str().unwrap_or_default().to_string(),
+        let existing: ModelVersions = self.get_as("model-versions/search", &[("filter", &filter)])?;
+        let version = match existing.model_versions.into_iter().next() {
+            Some(v) => v.version,
             None => {
-                let source = format!("{}/{artifact_path}", self.get_run(run_id)?["info"]["artifact_uri"].as_str().unwrap_or_default());
-                let v = self.post("model-versions/create", &json!({ "name": name, "source": source, "run_id": run_id }))?;
-                v["model_version"]["version"].as_str().unwrap_or_default().to_string()
+                let source = format!("{}/{artifact_path}", self.artifact_uri(run_id)?);
+                let body = json!({ "name": name, "source": source, "run_id": run_id });
+                self.post_as::<CreatedModelVersion>("model-versions/create", &body)?.model_version.version
             }
         };
         self.post("registered-models/alias", &json!({ "name": name, "alias": alias, "version": version }))?;
         Ok(version)
+    }
+}
+
+/// An answer read as the type this crate relies on; one without the fields it needs is an error
+/// that says which, not a default.
+fn typed<T: DeserializeOwned>(endpoint: &str, answer: Value) -> Result<T> {
+    serde_json::from_value(answer).map_err(|e| MlflowError::Api {
+        endpoint: endpoint.into(),
+        status: 200,
+        error_code: "UNEXPECTED_RESPONSE".into(),
+        message: format!("the answer does not have what this client needs: {e}"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::track::responses::RunAnswer;
+
+    #[test]
+    fn an_answer_without_the_run_id_is_an_error_that_names_it() {
+        let error = typed::<RunAnswer>("runs/create", json!({ "run": { "info": { "artifact_uri": "x" } } })).unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains("runs/create") && text.contains("run_id"), "{text}");
+        let answer: RunAnswer = typed("runs/create", json!({ "run": { "info": { "run_id": "r1", "artifact_uri": "x" } } })).unwrap();
+        assert_eq!(answer.run.info.run_id, "r1");
     }
 }

@@ -161,9 +161,9 @@ fn deliver(event: &Event, client: &MlflowClient, d: &mut Delivery) -> std::resul
             };
             d.experiments.insert(experiment.clone(), experiment_id.clone());
             // A run created by an attempt whose answer was lost is found by its tag.
-            let found = client.search_runs(&experiment_id, &format!("tags.`food101.run` = '{run}'"))?;
-            let id = match found.first() {
-                Some(r) => r["info"]["run_id"].as_str().unwrap_or_default().to_string(),
+            let found = client.search_run_ids(&experiment_id, &format!("tags.`food101.run` = '{run}'"))?;
+            let id = match found.into_iter().next() {
+                Some(id) => id,
                 None => {
                     let mut tags = tags.clone();
                     tags.push(("food101.run".into(), run.clone()));
@@ -191,4 +191,38 @@ fn deliver(event: &Event, client: &MlflowClient, d: &mut Delivery) -> std::resul
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn start(run: &str) -> Event {
+        Event::StartRun { run: run.into(), parent: None, experiment: "e".into(), name: "n".into(), start_time: 1, tags: vec![] }
+    }
+
+    #[test]
+    fn events_survive_a_reopen_and_a_line_cut_by_a_crash_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path()).unwrap();
+        journal.append(start("a")).unwrap();
+        journal.append(Event::EndRun { run: "a".into(), status: "FINISHED".into(), end_time: 2 }).unwrap();
+        let mut file = OpenOptions::new().append(true).open(dir.path().join("events.jsonl")).unwrap();
+        file.write_all(b"{\"event\":\"start_r").unwrap();
+        let reopened = Journal::open(dir.path()).unwrap();
+        assert_eq!(reopened.events(), journal.events());
+    }
+
+    #[test]
+    fn a_server_that_does_not_answer_gets_nothing_and_every_event_stays_pending() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path()).unwrap();
+        journal.append(start("a")).unwrap();
+        journal.append(start("b")).unwrap();
+        let client = MlflowClient::new("http://127.0.0.1:9");
+        let (report, error) = sync(&journal, &client).unwrap_err();
+        assert_eq!(report, SyncReport { delivered: 0, pending: 2, rejected: 0 });
+        assert!(matches!(error, MlflowError::Unreachable { .. }), "{error}");
+        assert_eq!(journal.delivery(client.uri()).delivered, 0);
+    }
 }

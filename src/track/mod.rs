@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod journal;
+mod responses;
 pub mod tracker;
 
 pub use client::{Metric, MlflowClient, MlflowError};

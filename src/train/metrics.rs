@@ -1,7 +1,6 @@
 //! Metrics from log-probabilities: loss, accuracy and top-5 while training, and the full
 //! [`Evaluation`] (confusion matrix, per-class accuracy, worst classes, every prediction).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -135,23 +134,28 @@ impl Evaluation {
 
     /// One prediction per line: `path,label,predicted,prob,correct`.
     pub fn save_predictions_csv(&self, path: &Path) -> Result<()> {
-        let mut out = Vec::new();
-        writeln!(out, "path,label,predicted,prob,correct")?;
+        let mut csv = csv::Writer::from_writer(Vec::new());
+        csv.write_record(["path", "label", "predicted", "prob", "correct"])?;
         for p in &self.predictions {
             let name = |i: usize| self.classes[i].as_str();
-            writeln!(out, "\"{}\",{},{},{:.6},{}", p.path.display(), name(p.label), name(p.predicted), p.prob, p.label == p.predicted)?;
+            let prob = format!("{:.6}", p.prob);
+            let correct = (p.label == p.predicted).to_string();
+            csv.write_record([&p.path.display().to_string(), name(p.label), name(p.predicted), &prob, &correct])?;
         }
-        crate::cache::write_atomic(path, &out)
+        crate::cache::write_atomic(path, &csv_bytes(csv)?)
     }
 
     /// The confusion matrix as CSV with class names on both axes (rows: true class).
     pub fn save_confusion_csv(&self, path: &Path) -> Result<()> {
-        let mut out = Vec::new();
-        writeln!(out, "true\\predicted,{}", self.classes.join(","))?;
+        let mut csv = csv::Writer::from_writer(Vec::new());
+        csv.write_record(std::iter::once("true\\predicted").chain(self.classes.iter().map(String::as_str)))?;
         for (name, row) in self.classes.iter().zip(&self.confusion) {
-            let cells: Vec<String> = row.iter().map(usize::to_string).collect();
-            writeln!(out, "{name},{}", cells.join(","))?;
+            csv.write_record(std::iter::once(name.clone()).chain(row.iter().map(usize::to_string)))?;
         }
-        crate::cache::write_atomic(path, &out)
+        crate::cache::write_atomic(path, &csv_bytes(csv)?)
     }
+}
+
+fn csv_bytes(csv: csv::Writer<Vec<u8>>) -> Result<Vec<u8>> {
+    csv.into_inner().map_err(|e| crate::Error::Io(e.into_error()))
 }
