@@ -60,7 +60,7 @@ fn photo(class: usize, classes: usize, (w, h): (u32, u32), rng: &mut impl Rng) -
     let base = [(hue * 6.0).sin(), (hue * 6.0 + 2.0).sin(), (hue * 6.0 + 4.0).sin()].map(|v| 127.0 + 100.0 * v);
     let period = 4 + 3 * (class % 5) as u32;
     RgbImage::from_fn(w, h, |x, y| {
-        let stripe = if (x + y * (class as u32 % 2)) / period % 2 == 0 { 30.0 } else { -30.0 };
+        let stripe = if ((x + y * (class as u32 % 2)) / period).is_multiple_of(2) { 30.0 } else { -30.0 };
         image::Rgb(base.map(|b| (b + stripe + rng.random_range(-20.0..20.0)).clamp(0.0, 255.0) as u8))
     })
 }

@@ -73,9 +73,20 @@ fn tap_major(wt: &[f32], c: usize) -> Vec<f32> {
     (0..K * K).flat_map(|tap| (0..c).map(move |ch| wt[ch * K * K + tap])).collect()
 }
 
-/// Channels `c0..c0 + W` of one pixel: `e(init + Σ src[pixel] * taps[tap])` over `pairs`.
+/// What every pixel of a row sums: `e(init + Σ src[pixel] * taps[tap])`, `c` channels each.
+#[derive(Clone, Copy)]
+struct Sums<'a> {
+    c: usize,
+    src: &'a [f32],
+    taps: &'a [f32],
+    init: &'a [f32],
+    e: Epilogue,
+}
+
+/// Channels `c0..c0 + W` of one pixel, over its stencil `pairs`.
 #[inline(always)]
-fn pixel<const W: usize>(c: usize, c0: usize, pairs: &[(usize, usize)], src: &[f32], taps: &[f32], init: &[f32], e: Epilogue, out: &mut [f32]) {
+fn pixel<const W: usize>(s: Sums, c0: usize, pairs: &[(usize, usize)], out: &mut [f32]) {
+    let Sums { c, src, taps, init, e } = s;
     let mut acc = [0f32; W];
     acc.copy_from_slice(&init[c0..c0 + W]);
     for &(p, tap) in pairs {
@@ -115,10 +126,10 @@ macro_rules! by_chunks {
 /// A row of pixels `first..` (`out` holds `C` values each), each summing its stencil pairs of
 /// `src` (one image) through `taps`, from `init`, then the epilogue.
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
-fn gather_row(st: &Stencil, c: usize, first: usize, src: &[f32], taps: &[f32], init: &[f32], e: Epilogue, out: &mut [f32]) {
-    for (j, o) in out.chunks_exact_mut(c).enumerate() {
+fn gather_row(st: &Stencil, first: usize, sums: Sums, out: &mut [f32]) {
+    for (j, o) in out.chunks_exact_mut(sums.c).enumerate() {
         let pairs = st.of(first + j);
-        by_chunks!(c, |c0, W| pixel::<W>(c, c0, pairs, src, taps, init, e, o));
+        by_chunks!(sums.c, |c0, W| pixel::<W>(sums, c0, pairs, o));
     }
 }
 
@@ -128,7 +139,8 @@ pub(super) fn forward(g: &Geometry, c: usize, x: &[f32], wt: &[f32], bias: &[f32
     let image = g.h * g.w * c;
     y.par_chunks_mut(g.wo * c).enumerate().for_each(|(r, row)| {
         let (img, oh) = (r / g.ho, r % g.ho);
-        gather_row(&st, c, oh * g.wo, &x[img * image..(img + 1) * image], &taps, bias, e, row);
+        let sums = Sums { c, src: &x[img * image..(img + 1) * image], taps: &taps, init: bias, e };
+        gather_row(&st, oh * g.wo, sums, row);
     });
 }
 
@@ -139,7 +151,8 @@ pub(super) fn backward_data(g: &Geometry, c: usize, grad: &[f32], wt: &[f32], dx
     let image = g.ho * g.wo * c;
     dx.par_chunks_mut(g.w * c).enumerate().for_each(|(r, row)| {
         let (img, ih) = (r / g.h, r % g.h);
-        gather_row(&st, c, ih * g.w, &grad[img * image..(img + 1) * image], &taps, &zeros, Epilogue::new(0.0, false), row);
+        let sums = Sums { c, src: &grad[img * image..(img + 1) * image], taps: &taps, init: &zeros, e: Epilogue::new(0.0, false) };
+        gather_row(&st, ih * g.w, sums, row);
     });
 }
 

@@ -94,7 +94,7 @@ impl WeightFormat {
     }
 
     /// From candle's layout back to this format's; the inverse of `to_candle`.
-    fn from_candle(self, keras_name: &str, t: &Tensor) -> candle_core::Result<Tensor> {
+    fn to_checkpoint(self, keras_name: &str, t: &Tensor) -> candle_core::Result<Tensor> {
         match (self, keras_name.rsplit('/').next(), t.rank()) {
             (Self::Keras, Some("kernel"), 4) => t.permute((2, 3, 1, 0))?.contiguous(),
             (Self::Keras, Some("depthwise_kernel"), 4) => t.permute((2, 3, 0, 1))?.contiguous(),
@@ -255,7 +255,7 @@ impl MobileNetV2 {
         for name in names {
             let var = &vars[name];
             let key = f.key(name);
-            let expected = f.from_candle(name, var.as_tensor())?.dims().to_vec();
+            let expected = f.to_checkpoint(name, var.as_tensor())?.dims().to_vec();
             let Some(t) = checkpoint.tensors.get(&key) else {
                 problems.push(TensorProblem::Missing { key, expected });
                 continue;
@@ -289,7 +289,7 @@ impl MobileNetV2 {
         let vars = self.varmap().data().lock().expect("varmap lock");
         let mut tensors = HashMap::new();
         for (name, var) in vars.iter() {
-            tensors.insert(format.key(name), format.from_candle(name, var.as_tensor())?);
+            tensors.insert(format.key(name), format.to_checkpoint(name, var.as_tensor())?);
         }
         candle_core::safetensors::save(&tensors, path.as_ref())?;
         Ok(())

@@ -34,11 +34,14 @@ pub fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
     (a - b).unwrap().abs().unwrap().flatten_all().unwrap().max(0).unwrap().to_scalar::<f32>().unwrap()
 }
 
+/// The path a request asked for, and its `Range` header.
+pub type Request = (String, Option<String>);
+
 /// A tiny HTTP file server on 127.0.0.1 for download tests: answers `requests` GETs with `body`
 /// (honouring `Range: bytes=a-[b]` with 206 and Content-Range, plus the headers the Hugging Face
 /// hub sends). With `cut_first` the first answer stops after that many body bytes, as a dropped
 /// connection would. Returns the base URL and a handle yielding each request's path and range.
-pub fn serve(body: Vec<u8>, requests: usize, cut_first: Option<usize>) -> (String, std::thread::JoinHandle<Vec<(String, Option<String>)>>) {
+pub fn serve(body: Vec<u8>, requests: usize, cut_first: Option<usize>) -> (String, std::thread::JoinHandle<Vec<Request>>) {
     use std::io::{BufRead, BufReader, Read, Write};
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
