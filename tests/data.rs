@@ -189,3 +189,26 @@ fn the_raw_plane_jpeg_road_matches_decoding_to_rgb_first_on_real_photos() {
         }
     }
 }
+
+#[test]
+fn a_decompression_bomb_is_skipped_by_training_and_data_check_alike() {
+    let dir = tempfile::tempdir().unwrap();
+    synthetic::generate(dir.path(), Layout::ClassFolders, &Spec::default()).unwrap();
+    let bomb = dir.path().join("validation").join(synthetic::class_name(0)).join("bomb.jpg");
+    std::fs::write(&bomb, synthetic::jpeg_bomb(65_500, 65_500)).unwrap();
+    let ds = Dataset::open(dir.path()).unwrap();
+
+    let config = PipelineConfig { image_size: (32, 32), batch_size: 4, ..PipelineConfig::default() };
+    let loader = DataLoader::new(ds.validation.clone(), config, &Device::Cpu);
+    let mut epoch = loader.epoch(0);
+    let images: usize = (&mut epoch).map(|b| b.unwrap().indices.len()).sum();
+    assert_eq!(images, ds.validation.len() - 1, "every image but the bomb");
+    let stats = epoch.stats();
+    assert_eq!(stats.skipped.len(), 1);
+    assert!(stats.skipped[0].reason.contains("65500x65500") && stats.skipped[0].reason.contains("over the limit"), "{stats}");
+
+    let out = Command::new(env!("CARGO_BIN_EXE_food101")).args(["data", "check", "--json", "--data"]).arg(dir.path()).output().unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let skipped = json["skipped"].as_array().unwrap();
+    assert!(skipped.iter().any(|s| s["path"].as_str().unwrap().ends_with("bomb.jpg")), "{json}");
+}

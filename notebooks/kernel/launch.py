@@ -50,16 +50,14 @@ def take_build_slot(root):
 
 def forget_stale_builds(root, slot):
     """Cargo does not see a change of the build profile that set-up writes (a parent folder's
-    config), so a slot built under other settings starts over."""
-    settings = hashlib.sha256()
-    for name in (".cargo/config.toml",):
-        with open(os.path.join(root, name), "rb") as f:
-            settings.update(f.read())
+    config), so a slot built under another one starts over."""
+    with open(os.path.join(root, ".cargo", "config.toml"), "rb") as f:
+        settings = hashlib.sha256(f.read()).hexdigest()
     stamp = os.path.join(slot, "food101-settings")
-    if not os.path.exists(stamp) or open(stamp).read() != settings.hexdigest():
+    if not os.path.exists(stamp) or open(stamp).read() != settings:
         shutil.rmtree(os.path.join(slot, "target"), ignore_errors=True)
         with open(stamp, "w") as f:
-            f.write(settings.hexdigest())
+            f.write(settings)
 
 
 def free_tcp_port():

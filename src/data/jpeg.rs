@@ -56,6 +56,10 @@ impl Planes {
             return None;
         }
         let (image_w, image_h) = decoder.size();
+        // Over the budget: the general path refuses it and says why.
+        if image_w as u64 * image_h as u64 > super::MAX_PIXELS {
+            return None;
+        }
         let strides: [usize; 3] = std::array::from_fn(|c| decoder.components()[c].row_stride());
         // Rows come in MCU rows of `8 * v` per component; reserved up front, the planes never move.
         let mcu_rows = image_h.div_ceil(8 * usize::from(vy));

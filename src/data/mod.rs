@@ -3,6 +3,7 @@
 
 mod augment;
 mod dataset;
+mod decoding;
 pub mod download;
 mod jpeg;
 mod pipeline;
@@ -16,5 +17,6 @@ pub const DECODER: &str = "libjpeg-turbo raw planes + row-wise float resampling,
 
 pub use augment::Augment;
 pub use dataset::{ClassSelection, Dataset, Sample};
+pub use decoding::{decode_rgb, DecodeError, MAX_PIXELS};
 pub use pipeline::{decode, load_sample, Batch, DataLoader, Epoch, EpochStats, PipelineConfig, Skipped};
 pub use preprocess::{load_rgb, resize_bilinear, to_tensor, Preprocessing, Resize};

@@ -52,14 +52,12 @@ impl Preprocessing {
     }
 }
 
-/// Decodes any supported image (the content decides, not the extension) to 8-bit RGB.
+/// Decodes any supported image file (the content decides, not the extension) to 8-bit RGB, within
+/// the pixel budget ([`super::MAX_PIXELS`]).
 pub fn load_rgb(path: &Path) -> Result<RgbImage> {
     let err = |message: String| Error::Image { path: path.to_path_buf(), message };
-    let reader = image::ImageReader::open(path)
-        .map_err(|e| err(e.to_string()))?
-        .with_guessed_format()
-        .map_err(|e| err(e.to_string()))?;
-    Ok(reader.decode().map_err(|e| err(e.to_string()))?.into_rgb8())
+    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
+    super::decode_rgb(&bytes, super::MAX_PIXELS).map_err(|e| err(e.to_string()))
 }
 
 /// How an image is brought to the model's input size. Both are bilinear with half-pixel centres;

@@ -137,3 +137,16 @@ pub fn generate(root: &Path, layout: Layout, spec: &Spec) -> Result<Generated> {
     }
     Ok(generated)
 }
+
+/// A JPEG of a few hundred bytes whose header claims `width x height` pixels: a real 16x16 photo
+/// whose frame header (SOF0) is rewritten, a decompression bomb for the tests of the pixel budget.
+pub fn jpeg_bomb(width: u16, height: u16) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    let tile = RgbImage::from_fn(16, 16, |x, y| image::Rgb([(x * 16) as u8, (y * 16) as u8, 128]));
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90).encode_image(&tile).expect("a JPEG in memory");
+    let sof = bytes.windows(2).position(|m| m == [0xFF, 0xC0]).expect("a baseline JPEG has a SOF0 marker");
+    // Marker, length (2), precision (1), then height and width.
+    bytes[sof + 5..sof + 7].copy_from_slice(&height.to_be_bytes());
+    bytes[sof + 7..sof + 9].copy_from_slice(&width.to_be_bytes());
+    bytes
+}

@@ -7,7 +7,6 @@
 mod batcher;
 mod upload;
 
-pub use upload::{decode_upload, UploadError};
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -45,7 +44,7 @@ pub struct ServeConfig {
 
 impl Default for ServeConfig {
     fn default() -> Self {
-        Self { max_bytes: 10 << 20, max_pixels: 40_000_000, max_batch: 8, batch_wait: Duration::from_millis(5), examples: Vec::new(), top: 5 }
+        Self { max_bytes: 10 << 20, max_pixels: crate::data::MAX_PIXELS, max_batch: 8, batch_wait: Duration::from_millis(5), examples: Vec::new(), top: 5 }
     }
 }
 
@@ -103,10 +102,10 @@ async fn predict(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRe
         Err(rejection) => return error(rejection.status(), &rejection.body_text()),
     };
     let max_pixels = state.config.max_pixels;
-    let decoded = tokio::task::spawn_blocking(move || decode_upload(&body, max_pixels)).await;
+    let decoded = tokio::task::spawn_blocking(move || crate::data::decode_rgb(&body, max_pixels)).await;
     let image = match decoded {
         Ok(Ok(image)) => image,
-        Ok(Err(e)) => return error(e.status(), &e.to_string()),
+        Ok(Err(e)) => return error(upload::status(&e), &e.to_string()),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &format!("decoder failed: {e}")),
     };
     match state.batcher.predict(image, state.config.top).await {

@@ -29,6 +29,19 @@ impl MlflowError {
             Self::Unreachable { .. } => None,
         }
     }
+
+    /// Whether the server refused this request for what it says, so that sending it again would
+    /// be refused again: a 4xx answer with one of MLflow's error codes. Not so: no answer, a 5xx,
+    /// 429 (too many requests), 401/403 (credentials), a 404 that is not MLflow's (a wrong
+    /// address): those are about the server, and the request may go through later.
+    pub fn is_refusal(&self) -> bool {
+        match self {
+            Self::Api { status, error_code, .. } => {
+                (400..500).contains(status) && !matches!(status, 401 | 403 | 429) && !error_code.is_empty()
+            }
+            Self::Unreachable { .. } => false,
+        }
+    }
 }
 
 pub type Result<T> = std::result::Result<T, MlflowError>;
@@ -72,11 +85,22 @@ const MAX_METRICS: usize = 1000;
 const MAX_PARAMS: usize = 100;
 const MAX_TAGS: usize = 100;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 enum Auth {
     None,
     Basic(String, String),
     Bearer(String),
+}
+
+/// Without the secrets.
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::None => write!(f, "None"),
+            Self::Basic(user, _) => write!(f, "Basic({user}, ***)"),
+            Self::Bearer(_) => write!(f, "Bearer(***)"),
+        }
+    }
 }
 
 /// The server at one tracking URI.
@@ -87,13 +111,25 @@ pub struct MlflowClient {
     auth: Auth,
 }
 
+/// `http://user:password@host/path` → (`http://host/path`, the user and password): credentials
+/// in a tracking URI become basic auth and never appear in what is printed or stored.
+fn split_credentials(uri: &str) -> (String, Option<(String, String)>) {
+    let Some((scheme, rest)) = uri.split_once("://") else { return (uri.to_string(), None) };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    let Some((userinfo, host)) = rest[..authority_end].rsplit_once('@') else { return (uri.to_string(), None) };
+    let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+    (format!("{scheme}://{host}{}", &rest[authority_end..]), Some((user.to_string(), password.to_string())))
+}
+
 impl MlflowClient {
-    /// A client for `uri` (`http://127.0.0.1:5000`), with credentials from the environment.
+    /// A client for `uri` (`http://127.0.0.1:5000`), with credentials from the URI or the environment.
     pub fn new(uri: &str) -> Self {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        let auth = match (env("MLFLOW_TRACKING_USERNAME"), env("MLFLOW_TRACKING_PASSWORD"), env("MLFLOW_TRACKING_TOKEN")) {
-            (Some(user), Some(password), _) => Auth::Basic(user, password),
-            (_, _, Some(token)) => Auth::Bearer(token),
+        let (uri, in_uri) = split_credentials(uri);
+        let auth = match (env("MLFLOW_TRACKING_USERNAME"), env("MLFLOW_TRACKING_PASSWORD"), env("MLFLOW_TRACKING_TOKEN"), in_uri) {
+            (Some(user), Some(password), _, _) => Auth::Basic(user, password),
+            (_, _, Some(token), _) => Auth::Bearer(token),
+            (_, _, _, Some((user, password))) => Auth::Basic(user, password),
             _ => Auth::None,
         };
         let http = Client::builder().timeout(Duration::from_secs(30)).connect_timeout(Duration::from_secs(5)).build().expect("an HTTP client");
@@ -308,6 +344,25 @@ fn typed<T: DeserializeOwned>(endpoint: &str, answer: Value) -> Result<T> {
 mod tests {
     use super::*;
     use crate::track::responses::RunAnswer;
+
+    #[test]
+    fn credentials_in_the_tracking_uri_become_basic_auth_and_leave_the_uri() {
+        let client = MlflowClient::new("http://user:s3cret@127.0.0.1:5000/mlflow/");
+        assert_eq!(client.uri(), "http://127.0.0.1:5000/mlflow");
+        assert!(!format!("{client:?}").contains("s3cret"), "{client:?}");
+        assert!(matches!(&client.auth, Auth::Basic(u, p) if u == "user" && p == "s3cret"));
+        assert_eq!(split_credentials("https://host/a@b"), ("https://host/a@b".to_string(), None));
+    }
+
+    #[test]
+    fn only_mlflow_refusing_the_request_itself_counts_as_a_refusal() {
+        let api = |status, code: &str| MlflowError::Api { endpoint: "runs/create".into(), status, error_code: code.into(), message: String::new() };
+        assert!(api(400, "INVALID_PARAMETER_VALUE").is_refusal());
+        assert!(api(404, "RESOURCE_DOES_NOT_EXIST").is_refusal());
+        for (status, code) in [(401, "UNAUTHENTICATED"), (403, "PERMISSION_DENIED"), (404, ""), (429, "REQUEST_LIMIT_EXCEEDED"), (503, "")] {
+            assert!(!api(status, code).is_refusal(), "{status} {code}");
+        }
+    }
 
     #[test]
     fn an_answer_without_the_run_id_is_an_error_that_names_it() {

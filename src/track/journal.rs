@@ -115,8 +115,9 @@ pub struct SyncReport {
 }
 
 /// Sends the journal's undelivered events, in order. Stops at the first event the server cannot
-/// take now (unreachable, 5xx), returning that error after saving the progress; events the server
-/// refuses (4xx) are recorded as rejected and skipped.
+/// take now (unreachable, 5xx, wrong credentials or address: see [`MlflowError::is_refusal`]),
+/// returning that error after saving the progress; events the server refuses for what they say
+/// are recorded as rejected and skipped.
 pub fn sync(journal: &Journal, client: &MlflowClient) -> std::result::Result<SyncReport, (SyncReport, MlflowError)> {
     let mut d = journal.delivery(client.uri());
     let mut report = SyncReport::default();
@@ -124,7 +125,7 @@ pub fn sync(journal: &Journal, client: &MlflowClient) -> std::result::Result<Syn
         let index = d.delivered;
         match deliver(&journal.events[index], client, &mut d) {
             Ok(()) => report.delivered += 1,
-            Err(e @ MlflowError::Api { status, .. }) if (400..500).contains(&status) && status != 429 => {
+            Err(e) if e.is_refusal() => {
                 d.rejected.push((index, e.to_string()));
                 report.rejected += 1;
             }
@@ -211,6 +212,47 @@ mod tests {
         file.write_all(b"{\"event\":\"start_r").unwrap();
         let reopened = Journal::open(dir.path()).unwrap();
         assert_eq!(reopened.events(), journal.events());
+    }
+
+    /// A server that answers every request with `status` and `body`, as many times as asked.
+    fn answering(status: &str, body: &'static str, requests: usize) -> String {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let status = status.to_string();
+        std::thread::spawn(move || {
+            for stream in listener.incoming().take(requests) {
+                let mut stream = stream.unwrap();
+                let _ = stream.read(&mut [0u8; 65536]);
+                let answer = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        url
+    }
+
+    #[test]
+    fn expired_credentials_or_a_wrong_address_keep_every_event_for_later() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path()).unwrap();
+        journal.append(start("a")).unwrap();
+        journal.append(start("b")).unwrap();
+        let answers = [
+            ("401 Unauthorized", r#"{"error_code": "UNAUTHENTICATED", "message": "expired"}"#),
+            ("403 Forbidden", r#"{"error_code": "PERMISSION_DENIED", "message": "no"}"#),
+            ("404 Not Found", "<html>no such page</html>"),
+        ];
+        for (status, body) in answers {
+            let client = MlflowClient::new(&answering(status, body, 1));
+            let (report, error) = sync(&journal, &client).unwrap_err();
+            assert_eq!(report, SyncReport { delivered: 0, pending: 2, rejected: 0 }, "{status}: {error}");
+            let delivery = journal.delivery(client.uri());
+            assert_eq!((delivery.delivered, delivery.rejected.len()), (0, 0), "{status}");
+        }
+        // MLflow refusing the request itself is final: that event is skipped, the next one tried.
+        let client = MlflowClient::new(&answering("400 Bad Request", r#"{"error_code": "INVALID_PARAMETER_VALUE", "message": "bad"}"#, 2));
+        let report = sync(&journal, &client).unwrap();
+        assert_eq!(report, SyncReport { delivered: 0, pending: 0, rejected: 2 });
     }
 
     #[test]
