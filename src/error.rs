@@ -25,6 +25,8 @@ pub enum Error {
     Hub { repo: String, file: String, message: String },
     #[error("checkpoint {}: {message}", path.display())]
     Checkpoint { path: PathBuf, message: String },
+    #[error("invalid setting: {0}")]
+    Config(String),
     #[error("training diverged in epoch {epoch}, batch {batch} (loss {loss}): {recovery}; lower the learning rate and fit again")]
     Diverged { epoch: usize, batch: usize, loss: f32, recovery: String },
     #[error(transparent)]

@@ -150,6 +150,17 @@ fn unreadable_images_are_skipped_and_counted_in_the_history() {
 }
 
 #[test]
+fn a_batch_of_zero_is_a_clear_error_not_a_panic() {
+    let s = setup(Spec::default());
+    let err = Trainer::new(s.model(), s.dataset.clone(), TrainConfig { batch_size: 0, ..s.train_config("zero") }).err().expect("an error");
+    assert!(err.to_string().contains("batch_size must be at least 1"), "{err}");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_food101")).args(["train", "--batch", "0", "--no-mlflow"]).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("--batch") && !stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
 fn evaluation_reports_confusion_per_class_accuracy_and_worst_classes() {
     let classes = vec!["a".to_string(), "b".to_string(), "c".to_string()];
     let mut e = Evaluation::new(classes);

@@ -37,7 +37,7 @@ pub struct TrainArgs {
     lr1: f64,
     #[arg(long, default_value_t = 1e-5)]
     lr2: f64,
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     batch: usize,
     /// Input size in pixels (square); smaller is faster, 224 is what the weights were trained at.
     #[arg(long, default_value_t = 224)]

@@ -104,6 +104,9 @@ impl Trainer {
     /// A new head for `dataset`'s classes on `model`; with `config.resume`, the state of the
     /// checkpoint in `config.checkpoint_dir` when there is one.
     pub fn new(model: MobileNetV2, dataset: Dataset, config: TrainConfig) -> Result<Self> {
+        if config.batch_size == 0 {
+            return Err(Error::Config("batch_size must be at least 1".into()));
+        }
         if dataset.classes.is_empty() || dataset.train.is_empty() {
             return Err(Error::Dataset { path: dataset.root.clone(), message: "no classes or no training images".into() });
         }
