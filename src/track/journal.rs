@@ -214,6 +214,15 @@ mod tests {
         assert_eq!(reopened.events(), journal.events());
     }
 
+    /// A journal of two started runs, in a folder that lives as long as the first value.
+    fn two_runs() -> (tempfile::TempDir, Journal) {
+        let dir = tempfile::tempdir().unwrap();
+        let mut journal = Journal::open(dir.path()).unwrap();
+        journal.append(start("a")).unwrap();
+        journal.append(start("b")).unwrap();
+        (dir, journal)
+    }
+
     /// A server that answers every request with `status` and `body`, as many times as asked.
     fn answering(status: &str, body: &'static str, requests: usize) -> String {
         use std::io::{Read, Write};
@@ -233,10 +242,7 @@ mod tests {
 
     #[test]
     fn expired_credentials_or_a_wrong_address_keep_every_event_for_later() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut journal = Journal::open(dir.path()).unwrap();
-        journal.append(start("a")).unwrap();
-        journal.append(start("b")).unwrap();
+        let (_dir, journal) = two_runs();
         let answers = [
             ("401 Unauthorized", r#"{"error_code": "UNAUTHENTICATED", "message": "expired"}"#),
             ("403 Forbidden", r#"{"error_code": "PERMISSION_DENIED", "message": "no"}"#),
@@ -257,10 +263,7 @@ mod tests {
 
     #[test]
     fn a_server_that_does_not_answer_gets_nothing_and_every_event_stays_pending() {
-        let dir = tempfile::tempdir().unwrap();
-        let mut journal = Journal::open(dir.path()).unwrap();
-        journal.append(start("a")).unwrap();
-        journal.append(start("b")).unwrap();
+        let (_dir, journal) = two_runs();
         let client = MlflowClient::new("http://127.0.0.1:9");
         let (report, error) = sync(&journal, &client).unwrap_err();
         assert_eq!(report, SyncReport { delivered: 0, pending: 2, rejected: 0 });
