@@ -80,7 +80,7 @@ build="$cache/evcxr"
 bash scripts/mlflow-setup.sh >/dev/null
 
 # 7. The notebooks' dependencies (candle, this crate), built once into the kernel's build folder.
-say "Building the notebooks' dependencies into $build: about 5-8 minutes on 2 cores the first time, seconds afterwards"
+say "Building the notebooks' dependencies into $build: about 8-10 minutes on 2 cores the first time, seconds afterwards"
 "$python" notebooks/kernel/install.py warm
 
 if $colab; then
