@@ -13,10 +13,12 @@ pub mod cache;
 pub mod data;
 pub mod engine;
 pub mod error;
+pub mod export;
 pub mod memory;
 pub mod model;
 pub mod notebook;
 pub mod predict;
+pub mod recipe;
 #[cfg(feature = "serve")]
 pub mod serve;
 pub mod track;

@@ -21,7 +21,7 @@ use crate::data::synthetic::{self, Layout, Spec};
 use crate::data::{download, ClassSelection, Dataset};
 use crate::error::Result;
 use crate::model::{hub, MobileNetV2, MobileNetV2Config};
-use crate::train::TrainConfig;
+use crate::train::{Phase, TrainConfig};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -140,6 +140,14 @@ impl Settings {
     /// re-run cell or the next notebook continues instead of starting over.
     pub fn train_config(&self) -> TrainConfig {
         TrainConfig { batch_size: self.batch_size, checkpoint_dir: Some(self.checkpoint_dir()), resume: true, ..TrainConfig::default() }
+    }
+
+    /// The two phases with these settings' epochs, layers and learning rate.
+    pub fn recipe(&self) -> crate::recipe::Recipe {
+        crate::recipe::Recipe {
+            feature_extraction: Phase::feature_extraction(self.epochs1),
+            fine_tune: Some(Phase::fine_tune(self.unfreeze_last, self.epochs2, self.lr2)),
+        }
     }
 
     pub fn checkpoint_dir(&self) -> PathBuf {

@@ -4,13 +4,13 @@ use std::path::{Path, PathBuf};
 
 use candle_core::{Device, Tensor};
 use image::RgbImage;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use crate::data::{load_rgb, to_tensor, Preprocessing};
+use crate::data::Preprocessor;
 use crate::error::{Error, Result};
+use crate::export::{ExportInfo, LABELS, WEIGHTS};
 use crate::model::weights::Checkpoint;
-use crate::model::{MobileNetV2, MobileNetV2Config, WeightFormat};
-use crate::train::FinalEvaluation;
+use crate::model::MobileNetV2;
 
 /// One class of a top-k answer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -24,18 +24,7 @@ pub struct Prediction {
 pub struct ImageClassifier {
     pub model: MobileNetV2,
     pub labels: Vec<String>,
-    pub preprocessing: Preprocessing,
-}
-
-/// `config.json` of an exported classifier folder (see `Trainer::export`).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExportInfo {
-    pub model: MobileNetV2Config,
-    pub format: WeightFormat,
-    pub preprocessing: Preprocessing,
-    pub classes: usize,
-    /// The validation numbers at export time, when the model was evaluated.
-    pub evaluation: Option<FinalEvaluation>,
+    pub preprocessor: Preprocessor,
 }
 
 /// One label per line; index = line number - 1.
@@ -86,34 +75,33 @@ impl ImageClassifier {
             }
             None => (0..classes).map(|i| format!("class_{i}")).collect(),
         };
-        Ok(Self { model, labels, preprocessing: checkpoint.format.preprocessing() })
+        let preprocessor = Preprocessor::new(model.config().input_size, checkpoint.format.normalization());
+        Ok(Self { model, labels, preprocessor })
     }
 
-    /// Loads a folder written by `Trainer::export`: `model.safetensors`, `labels.txt`, `config.json`.
+    /// Loads an exported folder ([`crate::export`]), with the preprocessing it was trained with.
     pub fn from_dir(dir: &Path, device: &Device) -> Result<Self> {
-        let config_path = dir.join("config.json");
-        let text = std::fs::read_to_string(&config_path).map_err(|e| Error::Weights {
-            path: config_path.clone(),
-            message: format!("not an exported model folder ({e}); `food101 train` writes one"),
-        })?;
-        let info: ExportInfo = serde_json::from_str(&text)?;
+        let info = ExportInfo::read(dir)?;
         let mut model = MobileNetV2::new(info.model.clone(), device)?;
-        model.load_weights(dir.join("model.safetensors"))?;
+        model.load_weights(dir.join(WEIGHTS))?;
         model.freeze_all();
-        let labels = read_labels(&dir.join("labels.txt"))?;
+        let labels = read_labels(&dir.join(LABELS))?;
         if labels.len() != info.classes {
-            return Err(Error::Weights { path: dir.join("labels.txt"), message: format!("{} labels for {} classes", labels.len(), info.classes) });
+            return Err(Error::Weights { path: dir.join(LABELS), message: format!("{} labels for {} classes", labels.len(), info.classes) });
         }
-        Ok(Self { model, labels, preprocessing: info.preprocessing })
+        Ok(Self { model, labels, preprocessor: info.preprocessor })
     }
 
-    /// Top-`k` classes for each image, batched through the network once.
+    /// Top-`k` classes for each decoded image, batched through the network once.
     pub fn predict_images(&self, images: &[RgbImage], k: usize) -> Result<Vec<Vec<Prediction>>> {
-        let size = self.model.config().input_size;
         let device = self.model.device();
-        let batch: Vec<Tensor> =
-            images.iter().map(|img| to_tensor(img, size, self.preprocessing, device)).collect::<Result<_>>()?;
-        let probs = self.model.predict(&Tensor::stack(&batch, 0)?)?.to_vec2::<f32>()?;
+        let batch: Vec<Tensor> = images.iter().map(|img| self.preprocessor.image_tensor(img, device)).collect::<Result<_>>()?;
+        self.predict_batch(&Tensor::stack(&batch, 0)?, k)
+    }
+
+    /// Top-`k` classes for each model input of a `[N, 3, H, W]` batch made by [`Self::preprocessor`].
+    pub fn predict_batch(&self, batch: &Tensor, k: usize) -> Result<Vec<Vec<Prediction>>> {
+        let probs = self.model.predict(batch)?.to_vec2::<f32>()?;
         Ok(probs
             .iter()
             .map(|p| {
@@ -125,8 +113,9 @@ impl ImageClassifier {
             .collect())
     }
 
+    /// Top-`k` classes of an image file, read as training and evaluation read it.
     pub fn predict_file(&self, path: &Path, k: usize) -> Result<Vec<Prediction>> {
-        let image = load_rgb(path)?;
-        Ok(self.predict_images(&[image], k)?.remove(0))
+        let input = self.preprocessor.file_tensor(path, self.model.device())?;
+        Ok(self.predict_batch(&input.unsqueeze(0)?, k)?.remove(0))
     }
 }

@@ -8,14 +8,19 @@ use std::process::Command;
 
 use food101::candle_core::Device;
 use food101::data::synthetic::{self, Layout, Spec};
-use food101::data::{Augment, ClassSelection, DataLoader, Dataset, PipelineConfig, Preprocessing, Resize};
+use food101::data::{Augment, ClassSelection, DataLoader, Dataset, Normalization, PipelineConfig, Preprocessor, Resize};
 
 fn broken_spec() -> Spec {
     Spec { classes: 3, train_per_class: 6, validation_per_class: 2, broken: true, ..Spec::default() }
 }
 
+/// Keras' preprocessing at `size`.
+fn keras(size: (usize, usize)) -> Preprocessor {
+    Preprocessor::new(size, Normalization::MinusOneToOne)
+}
+
 fn config(batch_size: usize, shuffle: bool) -> PipelineConfig {
-    PipelineConfig { image_size: (32, 40), batch_size, shuffle, seed: 7, ..PipelineConfig::default() }
+    PipelineConfig { preprocessor: keras((32, 40)), batch_size, shuffle, seed: 7, ..PipelineConfig::default() }
 }
 
 #[test]
@@ -147,7 +152,7 @@ fn cats_and_dogs_from_shared() {
     let ds = Dataset::open(shared.join("datasets/cats_and_dogs_filtered")).unwrap();
     assert_eq!(ds.classes, ["cats", "dogs"]);
     assert_eq!((ds.train.len(), ds.validation.len()), (2000, 1000));
-    let cfg = PipelineConfig { image_size: (160, 160), batch_size: 16, preprocessing: Preprocessing::imagenet(), ..PipelineConfig::default() };
+    let cfg = PipelineConfig { preprocessor: Preprocessor::new((160, 160), Normalization::imagenet()), batch_size: 16, ..PipelineConfig::default() };
     let loader = DataLoader::new(ds.validation[..40].to_vec(), cfg, &Device::Cpu);
     let mut epoch = loader.epoch(0);
     let sizes: Vec<usize> = (&mut epoch).map(|b| b.unwrap().indices.len()).collect();
@@ -158,9 +163,9 @@ fn cats_and_dogs_from_shared() {
 /// Mean and largest difference, in byte levels, between the pipeline's input for `path` (the
 /// raw-plane JPEG road) and the general one (decode to RGB, resize, normalise).
 fn raw_road_against_general(path: &std::path::Path, size: (usize, usize), resize: Resize) -> (f32, f32) {
-    let cfg = PipelineConfig { image_size: size, resize, ..PipelineConfig::default() };
+    let cfg = PipelineConfig { preprocessor: keras(size).with_resize(resize), ..PipelineConfig::default() };
     let fast = food101::data::load_sample(path, &cfg, None).unwrap();
-    let general = cfg.preprocessing.normalize(resize.apply(&food101::data::load_rgb(path).unwrap(), size.0, size.1).as_raw());
+    let general = cfg.preprocessor.normalization.normalize(resize.apply(&food101::data::load_rgb(path).unwrap(), size.0, size.1).as_raw());
     assert_eq!(fast.len(), general.len());
     let diffs: Vec<f32> = fast.iter().zip(&general).map(|(a, b)| (a - b).abs() * 127.5).collect();
     (diffs.iter().sum::<f32>() / diffs.len() as f32, diffs.iter().cloned().fold(0.0, f32::max))
@@ -198,7 +203,7 @@ fn a_decompression_bomb_is_skipped_by_training_and_data_check_alike() {
     std::fs::write(&bomb, synthetic::jpeg_bomb(65_500, 65_500)).unwrap();
     let ds = Dataset::open(dir.path()).unwrap();
 
-    let config = PipelineConfig { image_size: (32, 32), batch_size: 4, ..PipelineConfig::default() };
+    let config = PipelineConfig { preprocessor: keras((32, 32)), batch_size: 4, ..PipelineConfig::default() };
     let loader = DataLoader::new(ds.validation.clone(), config, &Device::Cpu);
     let mut epoch = loader.epoch(0);
     let images: usize = (&mut epoch).map(|b| b.unwrap().indices.len()).sum();

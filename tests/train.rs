@@ -198,3 +198,52 @@ fn the_recipe_learns_cats_and_dogs_from_imagenet_features() {
     let phase2 = trainer.history().last().unwrap().val_accuracy;
     assert!(phase2 >= phase1 - 0.02, "phase 2 lost accuracy: {phase1} -> {phase2}");
 }
+
+#[test]
+#[ignore = "needs ../shared (real ImageNet weights and photos)"]
+fn food101_predict_gives_the_probabilities_the_evaluation_gave_on_real_photos() {
+    // A real model trained on real food photos (both phases), exported by `food101 train`; then
+    // `food101 predict --model` on every validation photo. One preprocessor on both roads: the
+    // same class and the same probability as the evaluation's `predictions.csv`.
+    let shared = common::shared();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let food101 = env!("CARGO_BIN_EXE_food101");
+    let data = shared.join("datasets/food101-5");
+    let weights = shared.join("weights/mobilenet_v2_1.0_224_keras_imagenet.safetensors");
+    let status = std::process::Command::new(food101)
+        .args(["train", "--fraction", "0.1", "--image-size", "128", "--epochs1", "2", "--epochs2", "1", "--no-mlflow"])
+        .arg("--data")
+        .arg(&data)
+        .arg("--weights")
+        .arg(&weights)
+        .arg("--out")
+        .arg(&out)
+        .env("FOOD101_CACHE", dir.path().join("cache"))
+        .status()
+        .unwrap();
+    assert!(status.success(), "food101 train failed");
+    let mut evaluated = Vec::new();
+    for row in csv::Reader::from_path(out.join("predictions.csv")).unwrap().records() {
+        let row = row.unwrap();
+        evaluated.push((row[0].to_string(), row[2].to_string(), row[3].parse::<f32>().unwrap()));
+    }
+    assert!(evaluated.len() >= 50, "{} validation photos", evaluated.len());
+    let output = std::process::Command::new(food101)
+        .args(["predict", "--top", "1", "--json", "--model"])
+        .arg(out.join("model"))
+        .args(evaluated.iter().map(|(path, ..)| path))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let answers: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let mut largest = 0f32;
+    for ((path, class, prob), answer) in evaluated.iter().zip(answers.as_array().unwrap()) {
+        let top = &answer["top"][0];
+        assert_eq!(top["label"].as_str().unwrap(), class, "{path}");
+        let diff = (top["prob"].as_f64().unwrap() as f32 - prob).abs();
+        largest = largest.max(diff);
+    }
+    println!("{} photos, probabilities differ by up to {largest}", evaluated.len());
+    assert!(largest < 1e-5, "probabilities differ by up to {largest}");
+}

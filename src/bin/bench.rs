@@ -16,7 +16,7 @@ use food101::candle_core::{Device, Tensor};
 use food101::candle_nn::{loss, VarMap};
 use food101::train::{Adam, AdamConfig};
 use rand::SeedableRng;
-use food101::data::{DataLoader, Dataset, PipelineConfig, Resize};
+use food101::data::{DataLoader, Dataset, Normalization, PipelineConfig, Preprocessor, Resize};
 use food101::model::LayerKind;
 use food101::{ClassifierHead, MobileNetV2, MobileNetV2Config};
 use serde::{Deserialize, Serialize};
@@ -101,7 +101,8 @@ fn run_etl(args: &Args, case: &str) -> Result<Measurement> {
     let wanted = (args.steps + 2) * args.batch;
     let samples = dataset.train.iter().cycle().take(wanted).cloned().collect(); // repeats a small dataset
     let resize = if case == "etl-aa" { Resize::Antialiased } else { Resize::Bilinear };
-    let config = PipelineConfig { image_size: (args.size, args.size), batch_size: args.batch, resize, ..PipelineConfig::default() };
+    let preprocessor = Preprocessor::new((args.size, args.size), Normalization::MinusOneToOne).with_resize(resize);
+    let config = PipelineConfig { preprocessor, batch_size: args.batch, ..PipelineConfig::default() };
     let loader = DataLoader::new(samples, config, &Device::Cpu);
     let mut epoch = loader.epoch(0);
     for _ in 0..2 {

@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use food101::candle_core::Device;
 use food101::data::{download, Augment, ClassSelection, Dataset};
 use food101::model::{hub, MobileNetV2};
+use food101::recipe::{self, Recipe};
 use food101::track::Tracker;
 use food101::train::{Phase, TrainConfig, Trainer};
 
@@ -60,7 +61,7 @@ pub struct TrainArgs {
     #[arg(long)]
     history_json: Option<PathBuf>,
     /// Registered-model name in MLflow.
-    #[arg(long, default_value = "food101-mobilenetv2")]
+    #[arg(long, default_value = recipe::REGISTERED_MODEL)]
     register_as: String,
     /// Do not track the run with MLflow (by default it goes to MLFLOW_TRACKING_URI, or to a
     /// local journal that `food101 mlflow sync` uploads later).
@@ -153,36 +154,20 @@ fn train(args: &TrainArgs, model: MobileNetV2, dataset: Dataset, config: TrainCo
     if let Some(tracker) = &tracker {
         trainer.add_callback(tracker.clone());
     }
-    let extract = Phase::feature_extraction(args.epochs1).with_learning_rate(args.lr1);
-    let fine_tune = (args.epochs2 > 0).then(|| Phase::fine_tune(args.unfreeze_last, args.epochs2, args.lr2));
-    // Both phases' caches in one pass over the images.
-    trainer.prepare_caches(&[Some(&extract), fine_tune.as_ref()].into_iter().flatten().collect::<Vec<_>>())?;
-    trainer.fit(extract)?;
-    if let Some(phase) = fine_tune {
-        trainer.fit(phase)?;
-    }
-    let evaluation = trainer.evaluate()?;
+    let recipe = Recipe {
+        feature_extraction: Phase::feature_extraction(args.epochs1).with_learning_rate(args.lr1),
+        fine_tune: (args.epochs2 > 0).then(|| Phase::fine_tune(args.unfreeze_last, args.epochs2, args.lr2)),
+    };
+    recipe.fit(&mut trainer)?;
+    let evaluation = recipe::finish(&mut trainer, out, tracker.as_ref(), &args.register_as)?;
     println!("validation: accuracy {:.4}, top-5 {:.4}, loss {:.4}", evaluation.accuracy, evaluation.top5, evaluation.loss);
     for (class, accuracy) in evaluation.worst_classes(5) {
         println!("  worst: {class:<28} {accuracy:.3}");
     }
-    let model_dir = trainer.export(out.join("model"))?;
-    evaluation.save_json(&out.join("evaluation.json"))?;
-    evaluation.save_predictions_csv(&out.join("predictions.csv"))?;
-    evaluation.save_confusion_csv(&out.join("confusion.csv"))?;
-    trainer.history().save(&out.join("history.json"))?;
-    food101::viz::history_chart(trainer.history())?.save(out.join("history.svg"))?;
-    food101::viz::confusion_matrix(&evaluation).save(out.join("confusion.svg"))?;
     if let Some(path) = &args.history_json {
         trainer.history().save(path)?;
     }
-    if let Some(tracker) = &tracker {
-        tracker.log_artifact_dir("model", &model_dir)?;
-        for file in ["history.json", "history.svg", "evaluation.json", "confusion.csv", "confusion.svg", "predictions.csv"] {
-            tracker.log_artifact(file, &out.join(file))?;
-        }
-        tracker.register_model(&args.register_as, "model", food101::track::DEFAULT_ALIAS)?;
-    }
+    let model_dir = out.join("model");
     println!("model: {} (food101 predict --model {} IMAGE)", model_dir.display(), model_dir.display());
     Ok(())
 }

@@ -5,7 +5,7 @@ use image::{imageops, RgbImage};
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::preprocess::resize_bilinear;
+use super::resize::resize_bilinear;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Augment {

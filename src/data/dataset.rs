@@ -17,6 +17,13 @@ pub struct Sample {
     pub label: usize,
 }
 
+/// An image that could not be used, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Skipped {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
 /// Classes and the two splits. For Food-101 the official test split is the validation set, as in tfds.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Dataset {
@@ -182,11 +189,11 @@ impl Dataset {
     }
 
     /// Decodes every image of both splits (in parallel) and lists those that cannot be read.
-    pub fn unreadable(&self) -> Vec<super::Skipped> {
+    pub fn unreadable(&self) -> Vec<Skipped> {
         use rayon::prelude::*;
         let all: Vec<&Sample> = self.train.iter().chain(&self.validation).collect();
         all.par_iter()
-            .filter_map(|s| super::pipeline::decode(&s.path).err().map(|reason| super::Skipped { path: s.path.clone(), reason }))
+            .filter_map(|s| super::decoding::decode_file(&s.path).err().map(|reason| Skipped { path: s.path.clone(), reason }))
             .collect()
     }
 

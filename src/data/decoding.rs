@@ -4,8 +4,11 @@
 //! The pipeline's raw-plane JPEG road ([`super::jpeg`]) keeps to the same budget.
 
 use std::io::Cursor;
+use std::path::Path;
 
 use image::{ImageReader, Limits, RgbImage};
+
+use crate::error::{Error, Result};
 
 /// The most pixels (width x height) one image may have: 40 megapixels, more than any camera
 /// photo, about 120 MB as 8-bit RGB.
@@ -26,7 +29,7 @@ pub enum DecodeError {
 
 /// Decodes `bytes` (the content decides the format, not a file name) to 8-bit RGB, refusing an
 /// image over `max_pixels` from its header.
-pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, DecodeError> {
+pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> std::result::Result<RgbImage, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
@@ -45,6 +48,26 @@ pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> Result<RgbImage, DecodeError
     limits.max_alloc = Some(max_pixels * 8 + (64 << 20));
     reader.limits(limits);
     Ok(reader.decode().map_err(|e| DecodeError::Undecodable(e.to_string()))?.into_rgb8())
+}
+
+/// The bytes of an image file, or why they cannot be had (the reason a skip is reported with).
+pub(super) fn read_file(path: &Path) -> std::result::Result<Vec<u8>, String> {
+    let bytes = std::fs::read(path).map_err(|e| format!("cannot open: {e}"))?;
+    if bytes.is_empty() {
+        return Err(DecodeError::Empty.to_string());
+    }
+    Ok(bytes)
+}
+
+/// Decodes one image file to RGB within [`MAX_PIXELS`], or says why it cannot.
+pub fn decode_file(path: &Path) -> std::result::Result<RgbImage, String> {
+    decode_rgb(&read_file(path)?, MAX_PIXELS).map_err(|e| e.to_string())
+}
+
+/// Decodes any supported image file (the content decides, not the extension) to 8-bit RGB, within
+/// [`MAX_PIXELS`].
+pub fn load_rgb(path: &Path) -> Result<RgbImage> {
+    decode_file(path).map_err(|message| Error::Image { path: path.to_path_buf(), message })
 }
 
 #[cfg(test)]

@@ -7,24 +7,25 @@
 //! first and resizing after, up to the chroma filter (`tests/data.rs` checks how close). The
 //! resizing ([`super::resample`]) makes one float row of each plane at a time, and nothing is
 //! rounded to bytes on the way. Anything else (greyscale, CMYK, odd sampling, not a JPEG, an
-//! error) returns false and takes the general path in [`super::pipeline`].
+//! error) returns false and takes the general road of [`super::Preprocessor`].
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
 use mozjpeg::{ColorSpace, CompInfoExt, Decompress};
 
-use super::preprocess::{Preprocessing, Resize};
+use super::normalize::Normalization;
 use super::resample::Filter;
+use super::resize::Resize;
 
 /// Writes the model input (`3 x height x width`, normalised by `p`) from JPEG `bytes` into `out`
-/// via the raw planes; false when this road does not apply.
-pub fn decode_resized_into(bytes: &[u8], (height, width): (usize, usize), resize: Resize, p: Preprocessing, out: &mut [f32]) -> bool {
+/// via the raw planes; false when this road does not apply (the general one then decides).
+pub fn decode_resized_into(bytes: &[u8], (height, width): (usize, usize), resize: Resize, p: Normalization, max_pixels: u64, out: &mut [f32]) -> bool {
     if !bytes.starts_with(&[0xFF, 0xD8]) {
         return false;
     }
     // libjpeg reports fatal errors by unwinding (the crate's error manager): the general path
     // then decides whether the file is readable and says why not.
-    match catch_unwind(AssertUnwindSafe(|| Planes::decode(bytes))) {
+    match catch_unwind(AssertUnwindSafe(|| RawPlanes::decode(bytes, max_pixels))) {
         Ok(Some(planes)) => {
             planes.resize_into(height, width, resize, p, out);
             true
@@ -34,7 +35,7 @@ pub fn decode_resized_into(bytes: &[u8], (height, width): (usize, usize), resize
 }
 
 /// Y, Cb and Cr as libjpeg decodes them: padded to whole blocks, chroma usually subsampled.
-struct Planes {
+struct RawPlanes {
     data: [Vec<u8>; 3],
     strides: [usize; 3],
     rows: [usize; 3],
@@ -43,8 +44,8 @@ struct Planes {
     extents: [(f64, f64); 3],
 }
 
-impl Planes {
-    fn decode(bytes: &[u8]) -> Option<Self> {
+impl RawPlanes {
+    fn decode(bytes: &[u8], max_pixels: u64) -> Option<Self> {
         let decoder = Decompress::new_mem(bytes).ok()?;
         let sampling: Vec<(u8, u8)> = decoder.components().iter().map(|c| c.sampling()).collect();
         // Y, Cb, Cr with Y the most finely sampled (4:4:4, 4:2:2, 4:2:0).
@@ -57,7 +58,7 @@ impl Planes {
         }
         let (image_w, image_h) = decoder.size();
         // Over the budget: the general path refuses it and says why.
-        if image_w as u64 * image_h as u64 > super::MAX_PIXELS {
+        if image_w as u64 * image_h as u64 > max_pixels {
             return None;
         }
         let strides: [usize; 3] = std::array::from_fn(|c| decoder.components()[c].row_stride());
@@ -84,7 +85,7 @@ impl Planes {
     }
 
     /// Resizes the three planes row by row and converts each output row to normalised RGB.
-    fn resize_into(&self, height: usize, width: usize, resize: Resize, p: Preprocessing, out: &mut [f32]) {
+    fn resize_into(&self, height: usize, width: usize, resize: Resize, p: Normalization, out: &mut [f32]) {
         let filters: [(Filter, Filter); 3] = std::array::from_fn(|c| {
             let (ew, eh) = self.extents[c];
             (Filter::new(ew, self.columns(c), width, resize), Filter::new(eh, self.rows[c], height, resize))
@@ -109,7 +110,7 @@ impl Planes {
 /// Normalised RGB from resized Y, Cb, Cr: JFIF's colour conversion clamped to the byte range,
 /// then the normalisation, once per output pixel, all in float.
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
-fn to_model_input(y: &[f32], cb: &[f32], cr: &[f32], p: Preprocessing, r_out: &mut [f32], g_out: &mut [f32], b_out: &mut [f32]) {
+fn to_model_input(y: &[f32], cb: &[f32], cr: &[f32], p: Normalization, r_out: &mut [f32], g_out: &mut [f32], b_out: &mut [f32]) {
     let [(sr, or), (sg, og), (sb, ob)] = p.affine();
     let n = y.len();
     let (cb, cr, r_out, g_out, b_out) = (&cb[..n], &cr[..n], &mut r_out[..n], &mut g_out[..n], &mut b_out[..n]);
@@ -127,7 +128,7 @@ mod tests {
 
     #[test]
     fn grey_stays_grey_and_primaries_match_jfif() {
-        let p = Preprocessing::MeanStd { mean: [0.0; 3], std: [1.0 / 255.0; 3] }; // the identity
+        let p = Normalization::MeanStd { mean: [0.0; 3], std: [1.0 / 255.0; 3] }; // the identity
         let (mut r, mut g, mut b) = ([0.0; 2], [0.0; 2], [0.0; 2]);
         // Mid grey, and JFIF's pure red (76, 85, 255).
         to_model_input(&[77.0, 76.0], &[128.0, 85.0], &[128.0, 255.0], p, &mut r, &mut g, &mut b);
@@ -138,8 +139,9 @@ mod tests {
 
     #[test]
     fn not_a_jpeg_takes_the_general_path() {
-        let (p, mut out) = (Preprocessing::MinusOneToOne, vec![0.0; 3 * 64]);
-        assert!(!decode_resized_into(b"\x89PNG\r\n\x1a\n", (8, 8), Resize::default(), p, &mut out));
-        assert!(!decode_resized_into(&[0xFF, 0xD8, 0xFF, 0x00, 0x12], (8, 8), Resize::default(), p, &mut out));
+        let (p, mut out) = (Normalization::MinusOneToOne, vec![0.0; 3 * 64]);
+        let budget = crate::data::MAX_PIXELS;
+        assert!(!decode_resized_into(b"\x89PNG\r\n\x1a\n", (8, 8), Resize::default(), p, budget, &mut out));
+        assert!(!decode_resized_into(&[0xFF, 0xD8, 0xFF, 0x00, 0x12], (8, 8), Resize::default(), p, budget, &mut out));
     }
 }

@@ -3,7 +3,6 @@
 //! Unreadable images never stop an epoch: they are skipped and counted in [`EpochStats`].
 
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -15,20 +14,16 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::augment::Augment;
-use super::dataset::Sample;
-use super::jpeg;
-use super::preprocess::{load_rgb, Preprocessing, Resize};
+use super::dataset::{Sample, Skipped};
+use super::decoding::decode_file;
+use super::preprocess::Preprocessor;
 use crate::error::Result;
 
 /// How batches are made.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PipelineConfig {
-    /// `(height, width)` the model takes.
-    pub image_size: (usize, usize),
-    pub preprocessing: Preprocessing,
-    /// How images shrink to `image_size` (augmented images are always antialiased).
-    #[serde(default)]
-    pub resize: Resize,
+    /// From file to model input (augmented images are always resized with antialiasing).
+    pub preprocessor: Preprocessor,
     pub batch_size: usize,
     /// Reshuffle every epoch (training); keep file order otherwise (validation).
     pub shuffle: bool,
@@ -41,9 +36,7 @@ pub struct PipelineConfig {
 impl Default for PipelineConfig {
     fn default() -> Self {
         Self {
-            image_size: (224, 224),
-            preprocessing: Preprocessing::MinusOneToOne,
-            resize: Resize::Antialiased,
+            preprocessor: Preprocessor::default(),
             batch_size: 32,
             shuffle: false,
             seed: 42,
@@ -59,13 +52,6 @@ pub struct Batch {
     pub images: Tensor,
     pub labels: Tensor,
     pub indices: Vec<usize>,
-}
-
-/// An image that could not be used, and why.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Skipped {
-    pub path: PathBuf,
-    pub reason: String,
 }
 
 /// What an epoch read.
@@ -90,42 +76,25 @@ impl fmt::Display for EpochStats {
     }
 }
 
-/// Decodes one image to RGB, or says why it cannot (the reason a skip is reported with).
-pub fn decode(path: &std::path::Path) -> Result<image::RgbImage, String> {
-    match std::fs::metadata(path) {
-        Err(e) => return Err(format!("cannot open: {e}")),
-        Ok(m) if m.len() == 0 => return Err("empty file".into()),
-        Ok(_) => {}
-    }
-    load_rgb(path).map_err(|e| match e {
-        crate::Error::Image { message, .. } => message,
-        other => other.to_string(),
-    })
-}
-
 /// Decodes and transforms one sample into planar floats, or says why it cannot.
 pub fn load_sample(path: &std::path::Path, config: &PipelineConfig, rng: Option<&mut rand::rngs::StdRng>) -> Result<Vec<f32>, String> {
-    let (h, w) = config.image_size;
-    let mut out = vec![0f32; 3 * h * w];
+    let mut out = vec![0f32; config.preprocessor.input_len()];
     load_sample_into(path, config, rng, &mut out)?;
     Ok(out)
 }
 
-/// [`load_sample`] into `out` (`3 x height x width` floats). Without augmentation most JPEGs take
-/// the raw-plane road of [`super::jpeg`].
+/// [`load_sample`] into `out` (`3 x height x width` floats): the [`Preprocessor`]'s road, or
+/// with augmentation a decoded image cropped, resized, rotated and flipped before normalising.
 fn load_sample_into(path: &std::path::Path, config: &PipelineConfig, rng: Option<&mut rand::rngs::StdRng>, out: &mut [f32]) -> Result<(), String> {
-    let (h, w) = config.image_size;
-    let p = config.preprocessing;
+    let p = &config.preprocessor;
     match (&config.augment, rng) {
-        (Some(augment), Some(rng)) => p.normalize_into(augment.apply(&decode(path)?, h, w, rng).as_raw(), out),
-        _ => {
-            let fast = std::fs::read(path).is_ok_and(|bytes| jpeg::decode_resized_into(&bytes, (h, w), config.resize, p, out));
-            if !fast {
-                p.normalize_into(config.resize.apply(&decode(path)?, h, w).as_raw(), out);
-            }
+        (Some(augment), Some(rng)) => {
+            let (h, w) = p.image_size;
+            p.normalization.normalize_into(augment.apply(&decode_file(path)?, h, w, rng).as_raw(), out);
+            Ok(())
         }
+        _ => p.file_into(path, out),
     }
-    Ok(())
 }
 
 /// A batch's pixels, and per slot the sample it holds and whether it loaded.
@@ -171,8 +140,8 @@ impl DataLoader {
         let (samples, config, device, order, shared) =
             (self.samples.clone(), self.config.clone(), self.device.clone(), self.order(epoch), stats.clone());
         let handle = std::thread::spawn(move || {
-            let (h, w) = config.image_size;
-            let len = 3 * h * w;
+            let (h, w) = config.preprocessor.image_size;
+            let len = config.preprocessor.input_len();
             // Every image is written straight into its slot of the batch.
             let load = |chunk: &[usize]| {
                 slots_filled_in_parallel(chunk, len, |slot, i| {

@@ -1,125 +1,90 @@
-//! Decode → resize (bilinear, antialiased like Pillow by default) → normalise → `[3, H, W]` float tensor.
+//! The one road from an image to the model's input: decode → resize → normalise → `[3, H, W]`
+//! floats. Training, evaluation, the activation caches, `predict` and the web demo all go through
+//! a [`Preprocessor`], and an exported model records its own in `config.json`, so a photo gives
+//! the same probabilities wherever it is classified.
+//!
+//! JPEGs take libjpeg-turbo's raw planes ([`super::jpeg`]), the fast road nearly every photo
+//! takes; anything else (PNG, WebP, greyscale or CMYK JPEGs...) is decoded by `image` and resized
+//! by [`Resize::apply`]. Both keep to the pixel budget ([`super::MAX_PIXELS`]).
 
 use std::path::Path;
 
 use candle_core::{Device, Tensor};
-use fast_image_resize::{images::{Image, ImageRef}, FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
+use super::decoding::{decode_rgb, read_file, DecodeError, MAX_PIXELS};
+use super::jpeg;
+use super::normalize::Normalization;
+use super::resize::Resize;
 use crate::error::{Error, Result};
 
-/// Pixel normalisation, fixed by the framework that trained the weights.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Preprocessing {
-    /// Keras `mobilenet_v2.preprocess_input`: `x / 127.5 - 1`.
-    MinusOneToOne,
-    /// torchvision/timm: `(x / 255 - mean) / std` per channel.
-    MeanStd { mean: [f32; 3], std: [f32; 3] },
+pub struct Preprocessor {
+    /// `(height, width)` the model takes.
+    pub image_size: (usize, usize),
+    pub resize: Resize,
+    pub normalization: Normalization,
 }
 
-impl Preprocessing {
-    /// ImageNet mean and standard deviation, as timm's MobileNetV2 was trained.
-    pub fn imagenet() -> Self {
-        Self::MeanStd { mean: [0.485, 0.456, 0.406], std: [0.229, 0.224, 0.225] }
+impl Default for Preprocessor {
+    /// Keras' MobileNetV2 at 224 px: antialiased resize, pixels to `[-1, 1]`.
+    fn default() -> Self {
+        Self::new((224, 224), Normalization::MinusOneToOne)
+    }
+}
+
+impl Preprocessor {
+    /// Antialiased resizing to `image_size`, normalised as the weights expect.
+    pub fn new(image_size: (usize, usize), normalization: Normalization) -> Self {
+        Self { image_size, resize: Resize::default(), normalization }
     }
 
-    /// Per-channel `(scale, offset)` so that `value = pixel * scale + offset`.
-    pub(super) fn affine(self) -> [(f32, f32); 3] {
-        match self {
-            Self::MinusOneToOne => [(1.0 / 127.5, -1.0); 3],
-            Self::MeanStd { mean, std } => std::array::from_fn(|c| (1.0 / (255.0 * std[c]), -mean[c] / std[c])),
+    pub fn with_resize(self, resize: Resize) -> Self {
+        Self { resize, ..self }
+    }
+
+    /// Floats in one model input, `3 x height x width`.
+    pub fn input_len(&self) -> usize {
+        3 * self.image_size.0 * self.image_size.1
+    }
+
+    /// Image file bytes (any format the content says, within `max_pixels`) into `out`.
+    pub fn bytes_into(&self, bytes: &[u8], max_pixels: u64, out: &mut [f32]) -> std::result::Result<(), DecodeError> {
+        if !jpeg::decode_resized_into(bytes, self.image_size, self.resize, self.normalization, max_pixels, out) {
+            self.image_into(&decode_rgb(bytes, max_pixels)?, out);
         }
+        Ok(())
     }
 
-    /// Interleaved RGB bytes (`H x W x 3`) to planar floats (`3 x H x W`).
-    pub fn normalize(self, rgb: &[u8]) -> Vec<f32> {
-        let mut out = vec![0f32; rgb.len()];
-        self.normalize_into(rgb, &mut out);
-        out
+    /// An image file into `out`, or the reason it cannot be read (as a skipped sample reports it).
+    pub fn file_into(&self, path: &Path, out: &mut [f32]) -> std::result::Result<(), String> {
+        self.bytes_into(&read_file(path)?, MAX_PIXELS, out).map_err(|e| e.to_string())
     }
 
-    /// [`Self::normalize`] into `out` (`rgb.len()` floats).
-    pub fn normalize_into(self, rgb: &[u8], out: &mut [f32]) {
-        let plane = rgb.len() / 3;
-        for (c, (scale, offset)) in self.affine().into_iter().enumerate() {
-            let dst = &mut out[c * plane..(c + 1) * plane];
-            for (d, px) in dst.iter_mut().zip(rgb.chunks_exact(3)) {
-                *d = px[c] as f32 * scale + offset;
-            }
-        }
-    }
-}
-
-/// Decodes any supported image file (the content decides, not the extension) to 8-bit RGB, within
-/// the pixel budget ([`super::MAX_PIXELS`]).
-pub fn load_rgb(path: &Path) -> Result<RgbImage> {
-    let err = |message: String| Error::Image { path: path.to_path_buf(), message };
-    let bytes = std::fs::read(path).map_err(|e| err(e.to_string()))?;
-    super::decode_rgb(&bytes, super::MAX_PIXELS).map_err(|e| err(e.to_string()))
-}
-
-/// How an image is brought to the model's input size. Both are bilinear with half-pixel centres;
-/// they differ when shrinking.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Resize {
-    /// Pillow's antialiasing: the filter widens with the shrink factor, as Keras'
-    /// `load_img(..., interpolation="bilinear")` and `tf.image.resize(..., antialias=True)` do.
-    /// TensorFlow's reference top-5 for the shared photos was made this way.
-    #[default]
-    Antialiased,
-    /// The 2x2 nearest pixels, as `tf.image.resize` by default: faster, but it aliases on 512 px
-    /// photos and moves the reference probabilities by up to 0.2.
-    Bilinear,
-}
-
-impl Resize {
-    pub(super) fn algorithm(self) -> ResizeAlg {
-        match self {
-            Self::Antialiased => ResizeAlg::Convolution(FilterType::Bilinear),
-            Self::Bilinear => ResizeAlg::Interpolation(FilterType::Bilinear),
-        }
+    /// An image already decoded into `out`: resized and normalised.
+    pub fn image_into(&self, img: &RgbImage, out: &mut [f32]) {
+        let (height, width) = self.image_size;
+        self.normalization.normalize_into(self.resize.apply(img, height, width).as_raw(), out);
     }
 
-    /// `img` resized to `height x width`.
-    pub fn apply(self, img: &RgbImage, height: usize, width: usize) -> RgbImage {
-        if img.dimensions() == (width as u32, height as u32) {
-            return img.clone();
-        }
-        let src = ImageRef::new(img.width(), img.height(), img.as_raw(), PixelType::U8x3)
-            .expect("an RgbImage buffer is exactly width * height * 3 bytes");
-        let mut dst = Image::new(width as u32, height as u32, PixelType::U8x3);
-        let options = ResizeOptions::new().resize_alg(self.algorithm());
-        Resizer::new().resize(&src, &mut dst, &options).expect("same pixel type, non-empty images");
-        RgbImage::from_raw(width as u32, height as u32, dst.into_vec()).expect("buffer of the requested size")
+    /// One image file as a `[3, height, width]` tensor.
+    pub fn file_tensor(&self, path: &Path, device: &Device) -> Result<Tensor> {
+        let mut out = vec![0f32; self.input_len()];
+        self.file_into(path, &mut out).map_err(|message| Error::Image { path: path.to_path_buf(), message })?;
+        self.tensor(out, device)
     }
-}
 
-/// Bilinear resize with Pillow's antialiasing ([`Resize::Antialiased`]).
-pub fn resize_bilinear(img: &RgbImage, height: usize, width: usize) -> RgbImage {
-    Resize::Antialiased.apply(img, height, width)
-}
+    /// One decoded image as a `[3, height, width]` tensor.
+    pub fn image_tensor(&self, img: &RgbImage, device: &Device) -> Result<Tensor> {
+        let mut out = vec![0f32; self.input_len()];
+        self.image_into(img, &mut out);
+        self.tensor(out, device)
+    }
 
-/// Resize and normalise one image into a `[3, height, width]` tensor.
-pub fn to_tensor(img: &RgbImage, (height, width): (usize, usize), p: Preprocessing, device: &Device) -> Result<Tensor> {
-    let resized = resize_bilinear(img, height, width);
-    Ok(Tensor::from_vec(p.normalize(resized.as_raw()), (3, height, width), device)?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn normalisations_map_the_byte_range() {
-        let px = [0u8, 255, 128];
-        let keras = Preprocessing::MinusOneToOne.normalize(&px);
-        assert_eq!(keras[0], -1.0);
-        assert_eq!(keras[1], 1.0);
-        let torch = Preprocessing::imagenet().normalize(&px);
-        assert!((torch[0] - (-0.485 / 0.229)).abs() < 1e-6);
-        assert!((torch[1] - (1.0 - 0.456) / 0.224).abs() < 1e-5);
+    /// Model inputs made by this preprocessor as a `[3, height, width]` tensor.
+    pub fn tensor(&self, input: Vec<f32>, device: &Device) -> Result<Tensor> {
+        let (height, width) = self.image_size;
+        Ok(Tensor::from_vec(input, (3, height, width), device)?)
     }
 }

@@ -9,7 +9,7 @@
 //! photos that was a third of the whole pipeline. Rows stay in float, so nothing is rounded to a
 //! byte between resizing and colour conversion.
 
-use super::preprocess::Resize;
+use super::resize::Resize;
 
 /// The weights of one axis: output `i` is `sum(weights[k * len + i] * source[starts[i] + k])` over
 /// the `taps`, with `len` outputs. Tap-major, so one tap of consecutive outputs is one vector.

@@ -17,12 +17,12 @@ use std::ops::Range;
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
-use rayon::prelude::*;
 
-use super::depthwise::{stencil_forward, Geometry, Pad};
+use super::depthwise_nchw::stencil_forward;
+use super::geometry::{Geometry, Pad};
 use super::epilogue::Epilogue;
 use super::matmul::{matmul_strided, Mat};
-use super::{contiguous_f32, uninit_output};
+use super::{contiguous_f32, output_in_chunks};
 
 /// Expanded floats per band: a quarter of a core's L2 cache, leaving room for the band's
 /// depthwise output and the rows of input and output it reads and writes.
@@ -209,11 +209,8 @@ impl CustomOp1 for InvertedResidualWeights {
         if self.residual && (g.ho, g.wo, c_out) != (h, w, c_in) {
             candle_core::bail!("inverted residual: cannot add a {c_in}x{h}x{w} input to a {c_out}x{}x{} output", g.ho, g.wo)
         }
-        let y = uninit_output(n * c_out * g.ho * g.wo, |y| {
-            y.par_chunks_mut(c_out * g.ho * g.wo)
-                .zip(x.par_chunks(c_in * h * w))
-                .for_each(|(out, image)| self.image(&g, image, out));
-        });
+        let (image_in, image_out) = (c_in * h * w, c_out * g.ho * g.wo);
+        let y = output_in_chunks(n * image_out, image_out, || (), |_, i, out| self.image(&g, &x[i * image_in..(i + 1) * image_in], out));
         Ok((CpuStorage::F32(y), Shape::from((n, c_out, g.ho, g.wo))))
     }
 }

@@ -7,11 +7,11 @@
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
-use rayon::prelude::*;
 
 use super::matmul::{matmul, sum_over_images, Mat};
 use super::epilogue::{epilogue_backward, Epilogue};
-use super::{contiguous_f32, dims4, uninit_output, DataFormat, Grads3, Pad};
+use super::geometry::Pad;
+use super::{contiguous_f32, dims4, output_in_chunks, DataFormat, Grads3};
 
 /// Geometry of one convolution over `c x h x w` images with a `k x k` kernel.
 #[derive(Debug, Clone, Copy)]
@@ -92,14 +92,12 @@ impl CustomOp3 for Forward {
         let (x, wt, bias) = (contiguous_f32(xs, xl)?, contiguous_f32(ws, wl)?, contiguous_f32(bs, bl)?);
         let (taps, pixels) = (g.taps(), g.pixels());
         let a = Mat::new(wt, c_out, taps);
-        let y = uninit_output(n * c_out * pixels, |y| {
-            // One image per task: its patch matrix and its output stay in this core's cache.
-            y.par_chunks_mut(c_out * pixels).enumerate().for_each_init(Vec::new, |cols, (i, out)| {
-                cols.resize(taps * pixels, 0.0);
-                g.im2col(&x[i * c * h * w..(i + 1) * c * h * w], cols);
-                matmul(out, &a, &Mat::new(cols, taps, pixels), false, Parallelism::None);
-                out.chunks_exact_mut(pixels).zip(bias).for_each(|(plane, &b)| Epilogue::new(b, self.relu6).apply(plane));
-            })
+        // One image per task: its patch matrix and its output stay in this core's cache.
+        let y = output_in_chunks(n * c_out * pixels, c_out * pixels, Vec::new, |cols, i, out| {
+            cols.resize(taps * pixels, 0.0);
+            g.im2col(&x[i * c * h * w..(i + 1) * c * h * w], cols);
+            matmul(out, &a, &Mat::new(cols, taps, pixels), false, Parallelism::None);
+            out.chunks_exact_mut(pixels).zip(bias).for_each(|(plane, &b)| Epilogue::new(b, self.relu6).apply(plane));
         });
         Ok((CpuStorage::F32(y), Shape::from((n, c_out, g.ho, g.wo))))
     }

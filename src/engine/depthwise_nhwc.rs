@@ -7,7 +7,7 @@
 
 use rayon::prelude::*;
 
-use super::depthwise::Geometry;
+use super::geometry::Geometry;
 use super::epilogue::Epilogue;
 use super::matmul::sum_over_images;
 

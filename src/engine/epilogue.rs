@@ -12,7 +12,7 @@ use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 use super::matmul::sum_over_images;
-use super::{contiguous_f32, uninit_output, DataFormat};
+use super::{contiguous_f32, output_in_chunks, DataFormat};
 
 /// Pixels per task of the channels-last channel sums.
 const ROWS_PER_SUM: usize = 256;
@@ -85,8 +85,9 @@ impl CustomOp2 for Relu6Mask {
     fn cpu_fwd(&self, gs: &CpuStorage, gl: &Layout, ys: &CpuStorage, yl: &Layout) -> Result<(CpuStorage, Shape)> {
         let (g, y) = (contiguous_f32(gs, gl)?, contiguous_f32(ys, yl)?);
         const CHUNK: usize = 1 << 14;
-        let dz = uninit_output(g.len(), |dz| {
-            dz.par_chunks_mut(CHUNK).zip(g.par_chunks(CHUNK).zip(y.par_chunks(CHUNK))).for_each(|(o, (g, y))| mask_chunk(o, g, y))
+        let dz = output_in_chunks(g.len(), CHUNK, || (), |_, i, o| {
+            let at = i * CHUNK..i * CHUNK + o.len();
+            mask_chunk(o, &g[at.clone()], &y[at]);
         });
         Ok((CpuStorage::F32(dz), gl.shape().clone()))
     }

@@ -14,17 +14,23 @@
 mod block;
 mod conv;
 mod depthwise;
+mod depthwise_nchw;
 mod depthwise_nhwc;
 mod epilogue;
+mod geometry;
 mod matmul;
 mod pointwise;
 
 pub use block::{inverted_residual, runs_in_one_pass, Folded, InvertedResidualWeights};
 pub use conv::conv2d_dense;
-pub use depthwise::{depthwise_conv3x3, Pad};
+pub use depthwise::depthwise_conv3x3;
+pub use geometry::Pad;
 pub use pointwise::pointwise_conv;
 
+use std::mem::MaybeUninit;
+
 use candle_core::{CpuStorage, Layout, Result, Shape, Tensor};
+use rayon::prelude::*;
 
 /// Whether the custom kernels run on `device`: the CPU (elsewhere, stock candle ops).
 pub fn runs_on(device: &candle_core::Device) -> bool {
@@ -80,16 +86,34 @@ fn dims4(l: &Layout) -> Result<(usize, usize, usize, usize)> {
     l.shape().dims4()
 }
 
-/// A `len`-element output that `fill` writes completely, without zeroing it first: the kernels
-/// overwrite every element, and zero-filling cost a tenth of a training step.
-fn uninit_output(len: usize, fill: impl FnOnce(&mut [f32])) -> Vec<f32> {
-    let mut out: Vec<f32> = Vec::with_capacity(len);
-    // SAFETY: the slice covers the allocated capacity; every f32 bit pattern is valid, `fill`
-    // writes each element before anything reads it, and the length is set only after it returns
-    // (candle's own CPU kernels allocate their outputs the same way).
-    fill(unsafe { std::slice::from_raw_parts_mut(out.as_mut_ptr(), len) });
+/// What a fresh output buffer holds before its kernel writes it: zero, or NaN in this crate's
+/// unit tests, which thereby prove that every kernel writes every element of its output.
+const FRESH: f32 = if cfg!(test) { f32::NAN } else { 0.0 };
+
+/// A new `len`-element output, written `chunk` elements at a time by `fill(scratch, index,
+/// piece)` on the rayon pool. Each piece is initialised by the task that then fills it, while it
+/// is in that core's cache: one pass over memory instead of a serial zeroing pass before the work.
+fn output_in_chunks<S>(len: usize, chunk: usize, scratch: impl Fn() -> S + Sync + Send, fill: impl Fn(&mut S, usize, &mut [f32]) + Sync) -> Vec<f32> {
+    let mut out = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len].par_chunks_mut(chunk.max(1)).enumerate().for_each_init(scratch, |s, (i, piece)| fill(s, i, initialised(piece)));
+    // SAFETY: the pieces cover the first `len` elements, and `initialised` wrote every one.
     unsafe { out.set_len(len) };
     out
+}
+
+/// A new `len`-element output, initialised in parallel, then written by `fill` (a kernel that
+/// shares the work out itself).
+fn output(len: usize, fill: impl FnOnce(&mut [f32])) -> Vec<f32> {
+    let mut out = output_in_chunks(len, 1 << 14, || (), |_, _, _| ());
+    fill(&mut out);
+    out
+}
+
+/// `piece` set to [`FRESH`], as the `f32`s it now holds.
+fn initialised(piece: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    piece.fill(MaybeUninit::new(FRESH));
+    // SAFETY: every element was just written, and `MaybeUninit<f32>` has the layout of `f32`.
+    unsafe { &mut *(piece as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
 
 /// The f32 data behind a contiguous layout.
@@ -100,3 +124,6 @@ fn contiguous_f32<'a>(s: &'a CpuStorage, l: &Layout) -> Result<&'a [f32]> {
         None => candle_core::bail!("engine kernels need contiguous input, got strides {:?}", l.stride()),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -12,7 +12,7 @@ use rayon::prelude::*;
 
 use super::matmul::{matmul, matmul_strided, sum_over_images, Mat};
 use super::epilogue::{apply_rows, epilogue_backward, Epilogue};
-use super::{contiguous_f32, uninit_output, DataFormat, Grads3};
+use super::{contiguous_f32, output, DataFormat, Grads3};
 
 /// Output floats per multiply: about a quarter of a core's L2 cache.
 const BLOCK_FLOATS: usize = 1 << 17;
@@ -86,7 +86,7 @@ impl CustomOp3 for Forward {
         let c_out = wl.shape().dims()[0];
         let (x, wt, bias) = (contiguous_f32(xs, xl)?, contiguous_f32(ws, wl)?, contiguous_f32(bs, bl)?);
         let hw = h * w;
-        let y = uninit_output(n * c_out * hw, |y| match self.format {
+        let y = output(n * c_out * hw, |y| match self.format {
             DataFormat::ChannelsLast => matmul_rows(y, x, c_in, &Mat::t(wt, c_in, c_out), |block| apply_rows(block, bias, self.relu6)),
             DataFormat::ChannelsFirst => matmul_images(y, &Mat::new(wt, c_out, c_in), x, hw, |image, columns| {
                 for (plane, &b) in image.chunks_exact_mut(hw).zip(bias) {
@@ -121,7 +121,7 @@ impl CustomOp2 for BackwardData {
         let c_in = wl.shape().dims()[1];
         let (g, wt) = (contiguous_f32(gs, gl)?, contiguous_f32(ws, wl)?);
         let hw = h * w;
-        let dx = uninit_output(n * c_in * hw, |dx| match self.format {
+        let dx = output(n * c_in * hw, |dx| match self.format {
             DataFormat::ChannelsLast => matmul_rows(dx, g, c_out, &Mat::new(wt, c_out, c_in), |_| ()),
             DataFormat::ChannelsFirst => matmul_images(dx, &Mat::t(wt, c_in, c_out), g, hw, |_, _| ()),
         });

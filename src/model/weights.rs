@@ -9,7 +9,7 @@ use candle_core::{Device, Tensor};
 
 use super::config::{MobileNetV2Config, Padding, STAGES};
 use super::MobileNetV2;
-use crate::data::Preprocessing;
+use crate::data::Normalization;
 use crate::error::{Error, Result, TensorProblem};
 
 /// Who trained the weights, told apart by their tensor names.
@@ -53,10 +53,10 @@ impl WeightFormat {
         }
     }
 
-    pub fn preprocessing(self) -> Preprocessing {
+    pub fn normalization(self) -> Normalization {
         match self {
-            Self::Keras => Preprocessing::MinusOneToOne,
-            Self::Timm => Preprocessing::imagenet(),
+            Self::Keras => Normalization::MinusOneToOne,
+            Self::Timm => Normalization::imagenet(),
         }
     }
 

@@ -1,25 +1,28 @@
-//! Predicting concurrent requests together: a worker thread takes the first waiting image, waits a
-//! few milliseconds for more (up to a batch), runs them through the network as one batch and
-//! answers each request.
+//! Predicting concurrent requests together: a worker thread takes the first waiting model input
+//! (an upload already through the classifier's preprocessor), waits a few milliseconds for more
+//! (up to a batch), runs them through the network as one batch and answers each request.
 
 use std::sync::mpsc::{channel, RecvTimeoutError, Sender};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use image::RgbImage;
+use candle_core::Tensor;
 use tokio::sync::oneshot;
 
 use crate::predict::{ImageClassifier, Prediction};
 
 type Reply = oneshot::Sender<Result<Vec<Prediction>, String>>;
 
+/// One model input (`3 x height x width` floats), how many classes to answer, and where.
+type Job = (Vec<f32>, usize, Reply);
+
 pub struct Batcher {
-    queue: Sender<(RgbImage, usize, Reply)>,
+    queue: Sender<Job>,
 }
 
 impl Batcher {
     pub fn start(classifier: Arc<ImageClassifier>, max_batch: usize, wait: Duration) -> Self {
-        let (queue, jobs) = channel::<(RgbImage, usize, Reply)>();
+        let (queue, jobs) = channel::<Job>();
         std::thread::spawn(move || {
             while let Ok(first) = jobs.recv() {
                 let mut batch = vec![first];
@@ -31,9 +34,14 @@ impl Batcher {
                         Err(RecvTimeoutError::Disconnected) => break,
                     }
                 }
-                let (images, replies): (Vec<RgbImage>, Vec<(usize, Reply)>) = batch.into_iter().map(|(img, k, reply)| (img, (k, reply))).unzip();
+                let n = batch.len();
+                let (inputs, replies): (Vec<Vec<f32>>, Vec<(usize, Reply)>) = batch.into_iter().map(|(input, k, reply)| (input, (k, reply))).unzip();
                 let k = replies.iter().map(|(k, _)| *k).max().unwrap_or(5);
-                match classifier.predict_images(&images, k) {
+                let (h, w) = classifier.preprocessor.image_size;
+                let answers = Tensor::from_vec(inputs.concat(), (n, 3, h, w), classifier.model.device())
+                    .map_err(crate::Error::from)
+                    .and_then(|batch| classifier.predict_batch(&batch, k));
+                match answers {
                     Ok(answers) => {
                         for ((k, reply), mut top) in replies.into_iter().zip(answers) {
                             top.truncate(k);
@@ -51,10 +59,10 @@ impl Batcher {
         Self { queue }
     }
 
-    /// The top-`k` classes of one image, predicted with whatever else is waiting.
-    pub async fn predict(&self, image: RgbImage, k: usize) -> Result<Vec<Prediction>, String> {
+    /// The top-`k` classes of one model input, predicted with whatever else is waiting.
+    pub async fn predict(&self, input: Vec<f32>, k: usize) -> Result<Vec<Prediction>, String> {
         let (tx, rx) = oneshot::channel();
-        self.queue.send((image, k, tx)).map_err(|_| "the prediction worker stopped".to_string())?;
+        self.queue.send((input, k, tx)).map_err(|_| "the prediction worker stopped".to_string())?;
         rx.await.map_err(|_| "the prediction worker stopped".to_string())?
     }
 }

@@ -7,7 +7,6 @@
 mod batcher;
 mod upload;
 
-
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,6 +49,7 @@ impl Default for ServeConfig {
 
 struct AppState {
     batcher: Batcher,
+    preprocessor: crate::data::Preprocessor,
     config: ServeConfig,
     classes: usize,
     model: String,
@@ -59,9 +59,10 @@ struct AppState {
 pub fn router(classifier: ImageClassifier, config: ServeConfig) -> Router {
     let classes = classifier.labels.len();
     let model = classifier.model.name();
+    let preprocessor = classifier.preprocessor;
     let batcher = Batcher::start(Arc::new(classifier), config.max_batch, config.batch_wait);
     let limit = config.max_bytes;
-    let state = Arc::new(AppState { batcher, config, classes, model });
+    let state = Arc::new(AppState { batcher, preprocessor, config, classes, model });
     Router::new()
         .route("/", get(page))
         .route("/health", get(health))
@@ -101,14 +102,18 @@ async fn predict(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRe
         }
         Err(rejection) => return error(rejection.status(), &rejection.body_text()),
     };
-    let max_pixels = state.config.max_pixels;
-    let decoded = tokio::task::spawn_blocking(move || crate::data::decode_rgb(&body, max_pixels)).await;
-    let image = match decoded {
-        Ok(Ok(image)) => image,
+    let (max_pixels, preprocessor) = (state.config.max_pixels, state.preprocessor);
+    let decoded = tokio::task::spawn_blocking(move || {
+        let mut input = vec![0f32; preprocessor.input_len()];
+        preprocessor.bytes_into(&body, max_pixels, &mut input).map(|()| input)
+    })
+    .await;
+    let input = match decoded {
+        Ok(Ok(input)) => input,
         Ok(Err(e)) => return error(upload::status(&e), &e.to_string()),
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, &format!("decoder failed: {e}")),
     };
-    match state.batcher.predict(image, state.config.top).await {
+    match state.batcher.predict(input, state.config.top).await {
         Ok(top) => {
             let top: Vec<_> = top.into_iter().map(|p| json!({ "label": p.label, "prob": p.prob, "index": p.index })).collect();
             Json(json!({ "top": top, "ms": started.elapsed().as_secs_f64() * 1000.0 })).into_response()

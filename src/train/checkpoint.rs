@@ -9,19 +9,66 @@ use serde::{Deserialize, Serialize};
 
 use super::history::History;
 use super::phase::Phase;
+use crate::data::Dataset;
 use crate::error::{Error, Result};
 use crate::model::MobileNetV2Config;
+
+/// Which data a checkpoint was trained on: its folder and the size of each split.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataIdentity {
+    pub root: PathBuf,
+    pub train_images: usize,
+    pub validation_images: usize,
+}
+
+impl DataIdentity {
+    pub fn of(dataset: &Dataset) -> Self {
+        Self { root: dataset.root.clone(), train_images: dataset.train.len(), validation_images: dataset.validation.len() }
+    }
+}
 
 /// `state.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct TrainingState {
     pub classes: Vec<String>,
+    /// Absent in a checkpoint that did not record it.
+    #[serde(default)]
+    pub data: Option<DataIdentity>,
     pub model: MobileNetV2Config,
     pub seed: u64,
     /// The phase the last epoch belonged to, and the optimizer's step count in it.
     pub phase: Phase,
     pub optimizer_iterations: u64,
     pub history: History,
+}
+
+impl TrainingState {
+    /// Whether a run on `dataset` with `model` and `seed` may continue from this state; if not,
+    /// what differs.
+    pub fn check_fits(&self, dataset: &Dataset, model: &MobileNetV2Config, seed: u64) -> std::result::Result<(), String> {
+        if self.classes != dataset.classes {
+            return Err(format!("made for {} other classes ({:?}...), not this dataset's {}", self.classes.len(), self.classes.first(), dataset.classes.len()));
+        }
+        let here = DataIdentity::of(dataset);
+        if let Some(data) = self.data.as_ref().filter(|d| **d != here) {
+            return Err(format!(
+                "made on {} ({} train, {} validation images), not on {} ({} train, {} validation images)",
+                data.root.display(),
+                data.train_images,
+                data.validation_images,
+                here.root.display(),
+                here.train_images,
+                here.validation_images
+            ));
+        }
+        if &self.model != model {
+            return Err(format!("made for {:?}, the model is {model:?}", self.model));
+        }
+        if self.seed != seed {
+            return Err(format!("made with seed {}, this run has seed {seed}: resuming would not repeat the run", self.seed));
+        }
+        Ok(())
+    }
 }
 
 pub const BASE: &str = "base.safetensors";

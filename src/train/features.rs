@@ -2,7 +2,7 @@
 //! of the image, so its output is computed once, written to `data-cache/features/<key>/`, and
 //! every epoch trains from there: exact, and most of a frozen forward pass saved per epoch.
 //! Phase 1 caches the pooled features; phase 2 the input of the first block that trains. One
-//! pass over the images can fill several caches (see `Trainer::prepare_caches`).
+//! pass over the images can fill several caches ([`build_at`], `Trainer::prepare_caches`).
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -11,11 +11,72 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
+use md5::{Digest, Md5};
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::progress::Progress;
-use crate::data::{Batch, DataLoader, Skipped};
+use crate::data::{Batch, DataLoader, Dataset, PipelineConfig, Preprocessor, Skipped};
 use crate::error::{Error, Result};
+use crate::model::MobileNetV2;
+
+/// The cache's name for the activations at the input of unit `start`: a digest of everything they
+/// depend on (the frozen weights, the model configuration, the cut point, the preprocessing and
+/// the image files), with that description in readable form.
+pub fn key(model: &MobileNetV2, dataset: &Dataset, preprocessor: &Preprocessor, start: usize) -> Result<(String, serde_json::Value)> {
+    let describe = json!({
+        "model": model.config(),
+        "cut_unit": start,
+        "data_format": model.data_format_at(start),
+        "units": model.num_units(),
+        "preprocessor": preprocessor,
+        "decoder": crate::data::DECODER,
+        "data": dataset.root,
+        "train_images": dataset.train.len(),
+        "validation_images": dataset.validation.len(),
+    });
+    let mut h = Md5::new();
+    h.update(describe.to_string());
+    for (name, t) in model.unit_variables(0..start) {
+        h.update(name);
+        let values = t.flatten_all()?.to_vec1::<f32>()?;
+        h.update(values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
+    }
+    for s in dataset.train.iter().chain(&dataset.validation) {
+        let meta = std::fs::metadata(&s.path).ok();
+        let stamp = meta.map(|m| (m.len(), m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())));
+        h.update(format!("{}|{}|{stamp:?}\n", s.path.display(), s.label));
+    }
+    Ok((h.finalize().iter().map(|b| format!("{b:02x}")).collect(), describe))
+}
+
+/// The caches `root/<key>` of `wanted` `(start unit, key, description)`, sorted by start: opened
+/// when complete, the missing ones built in one pass over each split through the frozen `model`
+/// (pooled features where the start is the end of the base). Returns `(train, validation)`.
+pub fn build_at(
+    model: &MobileNetV2,
+    dataset: &Dataset,
+    pipeline: &PipelineConfig,
+    root: &Path,
+    wanted: &[(usize, String, serde_json::Value)],
+    verbose: bool,
+) -> Result<(Vec<FeatureStore>, Vec<FeatureStore>)> {
+    let n = model.num_units();
+    let targets: Vec<(PathBuf, serde_json::Value)> = wanted.iter().map(|(_, key, describe)| (root.join(key), describe.clone())).collect();
+    let compute = |x: &Tensor| -> Result<Vec<Tensor>> {
+        let (mut y, mut at, mut outs) = (x.clone(), 0, Vec::new());
+        for &(cut, ..) in wanted {
+            y = model.forward_units(&y, at..cut)?;
+            at = cut;
+            outs.push(if cut == n { y.mean((2, 3))? } else { y.clone() });
+        }
+        Ok(outs)
+    };
+    let plain = |samples: &[crate::data::Sample]| DataLoader::new(samples.to_vec(), pipeline.clone(), model.device());
+    let train = FeatureStore::open_or_build_all(&targets, "train", &plain(&dataset.train), verbose, compute)?;
+    let validation = FeatureStore::open_or_build_all(&targets, "validation", &plain(&dataset.validation), verbose, compute)?;
+    Ok((train, validation))
+}
 
 /// What a cache file holds; written last, so a cache without it is incomplete and rebuilt.
 #[derive(Debug, Serialize, Deserialize)]

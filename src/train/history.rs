@@ -5,6 +5,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::Result;
+use crate::export::FinalEvaluation;
 
 /// One epoch's numbers. Training metrics are measured with dropout on, as Keras reports them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -35,14 +36,6 @@ pub struct PhaseRecord {
     /// Time spent computing cached activations, and the estimated time the cache saved.
     pub cache_seconds: f64,
     pub cache_saved_seconds: f64,
-}
-
-/// The final evaluation on the validation set.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FinalEvaluation {
-    pub val_loss: f64,
-    pub val_accuracy: f64,
-    pub val_top5: f64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

@@ -14,7 +14,8 @@ mod source;
 pub mod trainer;
 
 pub use adam::{Adam, AdamConfig};
-pub use history::{EpochRecord, FinalEvaluation, History, PhaseRecord};
+pub use crate::export::FinalEvaluation;
+pub use history::{EpochRecord, History, PhaseRecord};
 pub use metrics::{Evaluation, Metrics, PredictionRecord};
 pub use phase::Phase;
 pub use progress::Progress;

@@ -7,22 +7,20 @@ use std::time::Instant;
 
 use candle_core::Var;
 use candle_nn::{ops::log_softmax, VarMap};
-use md5::{Digest, Md5};
 use rand::SeedableRng;
-use serde_json::json;
 
 use super::adam::Adam;
 use super::checkpoint::{self, TrainingState};
-use super::features::FeatureStore;
-use super::history::{EpochRecord, FinalEvaluation, History, PhaseRecord};
+use super::features::{self, FeatureStore};
+use super::history::{EpochRecord, History, PhaseRecord};
 use super::metrics::{Evaluation, Metrics};
 use super::phase::Phase;
 use super::progress::Progress;
 use super::source::{mix, Source};
-use crate::data::{Augment, DataLoader, Dataset, PipelineConfig, Preprocessing, Sample};
+use crate::data::{Augment, DataLoader, Dataset, PipelineConfig, Preprocessor};
 use crate::error::{Error, Result};
+use crate::export::{self, FinalEvaluation};
 use crate::model::{ClassifierHead, MobileNetV2, WeightFormat};
-use crate::predict::ExportInfo;
 
 /// Everything about a run that is not a phase.
 #[derive(Debug, Clone)]
@@ -88,7 +86,7 @@ pub struct Trainer {
     head_vars: VarMap,
     dataset: Dataset,
     config: TrainConfig,
-    preprocessing: Preprocessing,
+    preprocessor: Preprocessor,
     history: History,
     /// The optimizer of the phase trained last, kept so that the phase can continue.
     optimizer: Option<(Phase, Adam)>,
@@ -112,14 +110,14 @@ impl Trainer {
         }
         let head_vars = VarMap::new();
         let head = ClassifierHead::new(&head_vars, model.device(), model.feature_dim(), dataset.classes.len(), config.dropout, config.seed)?;
-        let preprocessing = WeightFormat::of(model.config()).preprocessing();
+        let preprocessor = Preprocessor::new(model.config().input_size, WeightFormat::of(model.config()).normalization());
         let mut trainer = Self {
             model,
             head,
             head_vars,
             dataset,
             config,
-            preprocessing,
+            preprocessor,
             history: History::default(),
             optimizer: None,
             validated: None,
@@ -156,6 +154,11 @@ impl Trainer {
         &self.config
     }
 
+    /// How every image becomes the model's input, here and in the exported model.
+    pub fn preprocessor(&self) -> Preprocessor {
+        self.preprocessor
+    }
+
     pub fn add_callback(&mut self, callback: impl Callback + 'static) {
         self.callbacks.push(Box::new(callback));
     }
@@ -182,8 +185,7 @@ impl Trainer {
 
     fn pipeline(&self, train: bool, augment: bool) -> PipelineConfig {
         PipelineConfig {
-            image_size: self.model.config().input_size,
-            preprocessing: self.preprocessing,
+            preprocessor: self.preprocessor,
             batch_size: self.config.batch_size,
             shuffle: train,
             seed: self.config.seed,
@@ -423,21 +425,8 @@ impl Trainer {
         wanted.sort_by_key(|w| w.0);
         let started = Instant::now();
         let root = self.config.cache_dir.clone().unwrap_or_else(|| crate::cache::cache_dir().join("features"));
-        let targets: Vec<(PathBuf, serde_json::Value)> = wanted.iter().map(|(_, key, describe)| (root.join(key), describe.clone())).collect();
-        let (n, model) = (self.model.num_units(), &self.model);
-        let compute = |x: &candle_core::Tensor| -> Result<Vec<candle_core::Tensor>> {
-            let (mut y, mut at, mut outs) = (x.clone(), 0, Vec::new());
-            for &(cut, ..) in &wanted {
-                y = model.forward_units(&y, at..cut)?;
-                at = cut;
-                outs.push(if cut == n { y.mean((2, 3))? } else { y.clone() });
-            }
-            Ok(outs)
-        };
-        let plain = |samples: &[Sample]| DataLoader::new(samples.to_vec(), self.pipeline(false, false), model.device());
-        let verbose = self.config.verbose;
-        let train = FeatureStore::open_or_build_all(&targets, "train", &plain(&self.dataset.train), verbose, &compute)?;
-        let validation = FeatureStore::open_or_build_all(&targets, "validation", &plain(&self.dataset.validation), verbose, &compute)?;
+        let (train, validation) = features::build_at(&self.model, &self.dataset, &self.pipeline(false, false), &root, &wanted, self.config.verbose)?;
+        let n = self.model.num_units();
         let mut built = false;
         for (((start, key, _), t), v) in wanted.iter().zip(train).zip(validation) {
             let what = if *start == n { "pooled features".to_string() } else { format!("activations at unit {start} of {n}") };
@@ -457,40 +446,15 @@ impl Trainer {
         Ok((seconds, keys))
     }
 
-    /// A digest of everything the cached activations depend on: the frozen weights, the model
-    /// configuration, the cut point, the preprocessing and the image files.
     fn cache_key(&self, start: usize) -> Result<(String, serde_json::Value)> {
-        let describe = json!({
-            "model": self.model.config(),
-            "cut_unit": start,
-            "data_format": self.model.data_format_at(start),
-            "units": self.model.num_units(),
-            "preprocessing": self.preprocessing,
-            "decoder": crate::data::DECODER,
-            "data": self.dataset.root,
-            "train_images": self.dataset.train.len(),
-            "validation_images": self.dataset.validation.len(),
-        });
-        let mut h = Md5::new();
-        h.update(describe.to_string());
-        for (name, t) in self.model.unit_variables(0..start) {
-            h.update(name);
-            let values = t.flatten_all()?.to_vec1::<f32>()?;
-            h.update(values.iter().flat_map(|v| v.to_le_bytes()).collect::<Vec<u8>>());
-        }
-        for s in self.dataset.train.iter().chain(&self.dataset.validation) {
-            let meta = std::fs::metadata(&s.path).ok();
-            let stamp = meta.map(|m| (m.len(), m.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())));
-            h.update(format!("{}|{}|{stamp:?}\n", s.path.display(), s.label));
-        }
-        let key: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
-        Ok((key, describe))
+        features::key(&self.model, &self.dataset, &self.preprocessor, start)
     }
 
     fn save_checkpoint(&self, phase: &Phase, adam: &Adam) -> Result<()> {
         let Some(dir) = &self.config.checkpoint_dir else { return Ok(()) };
         let state = TrainingState {
             classes: self.dataset.classes.clone(),
+            data: Some(checkpoint::DataIdentity::of(&self.dataset)),
             model: self.model.config().clone(),
             seed: self.config.seed,
             phase: phase.clone(),
@@ -510,16 +474,7 @@ impl Trainer {
     pub fn restore(&mut self) -> Result<bool> {
         let Some(dir) = self.config.checkpoint_dir.clone() else { return Ok(false) };
         let Some((state, folder)) = checkpoint::load(&dir)? else { return Ok(false) };
-        let mismatch = |message: String| Error::Checkpoint { path: folder.clone(), message };
-        if state.classes != self.dataset.classes {
-            return Err(mismatch(format!("made for {} other classes ({:?}...), not this dataset's {}", state.classes.len(), state.classes.first(), self.dataset.classes.len())));
-        }
-        if &state.model != self.model.config() {
-            return Err(mismatch(format!("made for {:?}, the model is {:?}", state.model, self.model.config())));
-        }
-        if state.seed != self.config.seed {
-            return Err(mismatch(format!("made with seed {}, this run has seed {}: resuming would not repeat the run", state.seed, self.config.seed)));
-        }
+        state.check_fits(&self.dataset, self.model.config(), self.config.seed).map_err(|message| Error::Checkpoint { path: folder.clone(), message })?;
         self.validated = None;
         checkpoint::load_vars(self.model.varmap(), &folder.join(checkpoint::BASE))?;
         checkpoint::load_vars(&self.head_vars, &folder.join(checkpoint::HEAD))?;
@@ -542,26 +497,13 @@ impl Trainer {
         Error::Diverged { epoch, batch, loss, recovery }
     }
 
-    /// Writes the trained classifier where `food101 predict --model DIR` and the demo load it:
-    /// `model.safetensors` (the base with the head as its `predictions` layer, in the format the
-    /// base came in), `labels.txt` and `config.json`.
+    /// Writes the trained classifier where `food101 predict --model DIR`, the demo and notebook 04
+    /// load it ([`crate::export`]): the base with the head as its `predictions` layer, the labels,
+    /// the preprocessor and the last evaluation.
     pub fn export(&self, dir: impl AsRef<Path>) -> Result<PathBuf> {
-        let dir = dir.as_ref();
-        std::fs::create_dir_all(dir)?;
         let dense = self.head.dense();
         let bias = dense.bias().expect("the head has a bias");
-        let format = WeightFormat::of(self.model.config());
         let classifier = self.model.with_classifier(dense.weight(), bias)?;
-        classifier.save(dir.join("model.safetensors"), format)?;
-        crate::cache::write_atomic(&dir.join("labels.txt"), (self.dataset.classes.join("\n") + "\n").as_bytes())?;
-        let info = ExportInfo {
-            model: classifier.config().clone(),
-            format,
-            preprocessing: self.preprocessing,
-            classes: self.dataset.classes.len(),
-            evaluation: self.history.evaluation.clone(),
-        };
-        crate::cache::write_atomic(&dir.join("config.json"), serde_json::to_string_pretty(&info)?.as_bytes())?;
-        Ok(dir.to_path_buf())
+        export::export(&classifier, &self.dataset.classes, self.preprocessor, self.history.evaluation.clone(), dir.as_ref())
     }
 }

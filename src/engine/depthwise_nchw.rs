@@ -1,0 +1,263 @@
+//! The depthwise 3x3 stencil on channels-first data (`[N, C, H, W]`), forward and gradients.
+//!
+//! Stock candle runs a grouped convolution as one small convolution per channel and pads every
+//! group's gradient back to full size; here each `(image, channel)` plane is one independent 3x3
+//! stencil (the ops in [`super::depthwise`] run the planes in parallel). Rows are walked with contiguous slices at stride 1 so
+//! that the compiler vectorises the inner loops.
+
+use super::epilogue::Epilogue;
+use super::geometry::{Geometry, Pad, K};
+
+/// The padded input plane at stride 1 (`hp x wp`), for unit-stride reads.
+fn pad_plane(g: &Geometry, pad: Pad, x: &[f32], out: &mut Vec<f32>) -> usize {
+    let (hp, wp) = (g.h + pad[0] + pad[1], g.w + pad[2] + pad[3]);
+    out.clear();
+    out.resize(hp * wp, 0.0);
+    for (ih, src) in x.chunks_exact(g.w).enumerate() {
+        let start = (ih + pad[0]) * wp + pad[2];
+        out[start..start + g.w].copy_from_slice(src);
+    }
+    wp
+}
+
+/// At stride 2, the padded plane split by the parity of its rows and columns into four planes of
+/// `(ho + 1) x pitch` (`pitch = wo + 1`): even rows' even and odd columns, then odd rows' even
+/// and odd columns. Output `(oh, ow)`'s nine taps are then elements `j`, `j + 1`, `j + pitch` and
+/// `j + pitch + 1` of those planes, `j = oh * pitch + ow`: the same offsets for every output, so
+/// that a whole plane is one flat run of full vectors. Returns the pitch.
+fn split_phases(g: &Geometry, pad: Pad, x: &[f32], out: &mut Vec<f32>) -> usize {
+    let (rows, pitch) = (g.ho + 1, g.wo + 1);
+    out.clear();
+    out.resize(4 * rows * pitch, 0.0);
+    let (even_rows, odd_rows) = out.split_at_mut(2 * rows * pitch);
+    for (ih, src) in x.chunks_exact(g.w).enumerate() {
+        let r = ih + pad[0];
+        let phase = if r.is_multiple_of(2) { &mut *even_rows } else { &mut *odd_rows };
+        let (even, odd) = phase.split_at_mut(rows * pitch);
+        let at = r / 2 * pitch;
+        // Padded column c = iw + left goes to even[c / 2] or odd[c / 2].
+        let (first, second) = if pad[2].is_multiple_of(2) { (even, odd) } else { (odd, even) };
+        let (offset, second_offset) = (at + pad[2] / 2, at + pad[2].div_ceil(2));
+        let n = src.len() / 2;
+        if src.len() % 2 == 1 {
+            first[offset + n] = src[src.len() - 1];
+        }
+        deinterleave(&src[..2 * n], &mut first[offset..offset + n], &mut second[second_offset..second_offset + n]);
+    }
+    pitch
+}
+
+/// `even[j] = src[2j]`, `odd[j] = src[2j + 1]`, written as indexed loads so that the compiler
+/// turns them into vector shuffles.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+fn deinterleave(src: &[f32], even: &mut [f32], odd: &mut [f32]) {
+    let n = even.len().min(odd.len()).min(src.len() / 2);
+    let (src, even, odd) = (&src[..2 * n], &mut even[..n], &mut odd[..n]);
+    for j in 0..n {
+        even[j] = src[2 * j];
+        odd[j] = src[2 * j + 1];
+    }
+}
+
+/// `out[i] = e(Σ_t w[t] * taps[t][i])`: a 3x3 stencil whose nine taps are nine slices that the
+/// outputs walk in step, all nine in one vectorised pass.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+fn nine_taps(out: &mut [f32], taps: [&[f32]; 9], w: &[f32], e: Epilogue) {
+    let n = out.len();
+    let [t0, t1, t2, t3, t4, t5, t6, t7, t8] = taps.map(|t| &t[..n]);
+    let w = &w[..9];
+    for i in 0..n {
+        let sum = w[0] * t0[i] + w[1] * t1[i] + w[2] * t2[i] + w[3] * t3[i] + w[4] * t4[i] + w[5] * t5[i]
+            + w[6] * t6[i] + w[7] * t7[i] + w[8] * t8[i];
+        out[i] = e.on(sum);
+    }
+}
+
+/// Stride-1 outputs from three input rows (or three row-length-apart runs of a flat plane).
+fn row_stride1(out: &mut [f32], [r0, r1, r2]: [&[f32]; 3], w: &[f32], e: Epilogue) {
+    nine_taps(out, [r0, &r0[1..], &r0[2..], r1, &r1[1..], &r1[2..], r2, &r2[1..], &r2[2..]], w, e)
+}
+
+thread_local! {
+    /// A padded input plane.
+    static SCRATCH: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+    /// A plane laid out at the padded row length.
+    static SPREAD: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Planes at most this wide go through [`stencil_forward_flat`] at stride 1: their rows are too
+/// short for the row kernel's vectors (the tail's 14x14 and 7x7 planes ran scalar).
+const FLAT_MAX_WIDTH: usize = 32;
+
+/// `y = sum_{kh, kw} w[kh, kw] * x_padded[oh * s + kh, ow * s + kw]` for one plane.
+pub(super) fn stencil_forward(g: &Geometry, pad: Pad, x: &[f32], w: &[f32], e: Epilogue, out: &mut [f32]) {
+    if g.stride == 2 {
+        return stencil_forward_stride2(g, pad, x, w, e, out);
+    }
+    if g.w <= FLAT_MAX_WIDTH {
+        return stencil_forward_flat(g, pad, x, w, e, out);
+    }
+    stencil_forward_stride1(g, x, w, e, out)
+}
+
+/// The flat run of `len` outputs, laid out at row pitch `pitch`, copied into `out`'s rows of `wo`.
+fn flat_run(len: usize, pitch: usize, wo: usize, out: &mut [f32], run: impl FnOnce(&mut [f32])) {
+    SPREAD.with_borrow_mut(|spread| {
+        spread.clear();
+        spread.resize(len, 0.0);
+        run(spread);
+        for (dst, src) in out.chunks_exact_mut(wo).zip(spread.chunks(pitch)) {
+            dst.copy_from_slice(&src[..wo]);
+        }
+    })
+}
+
+/// Stride 1 over the whole padded plane as one flat run: output `i` of the run reads padded
+/// samples `i + kh * wp + kw`, which is the stencil wherever `i` falls in the first `wo` columns
+/// of a padded row; the rest (the `wp - wo` columns that straddle two rows) are computed and
+/// dropped. Every vector is full, however short the rows.
+fn stencil_forward_flat(g: &Geometry, pad: Pad, x: &[f32], w: &[f32], e: Epilogue, out: &mut [f32]) {
+    SCRATCH.with_borrow_mut(|padded| {
+        let wp = pad_plane(g, pad, x, padded);
+        padded.resize(padded.len() + K - 1, 0.0); // the last outputs read two past the plane
+        flat_run(g.ho * wp, wp, g.wo, out, |run| row_stride1(run, [&padded[..], &padded[wp..], &padded[2 * wp..]], w, e));
+    });
+}
+
+/// Stride 2 as one flat run over the four parity planes of [`split_phases`].
+fn stencil_forward_stride2(g: &Geometry, pad: Pad, x: &[f32], w: &[f32], e: Epilogue, out: &mut [f32]) {
+    SCRATCH.with_borrow_mut(|phases| {
+        let p = split_phases(g, pad, x, phases);
+        let plane = (g.ho + 1) * p;
+        let [ee, eo, oe, oo] = [0, 1, 2, 3].map(|i| &phases[i * plane..(i + 1) * plane]);
+        let taps = [ee, eo, &ee[1..], oe, oo, &oe[1..], &ee[p..], &eo[p..], &ee[p + 1..]];
+        flat_run((g.ho - 1) * p + g.wo, p, g.wo, out, |run| nine_taps(run, taps, w, e));
+    });
+}
+
+/// Stride 1 straight from the unpadded plane, without copying it: a kernel row that falls on
+/// the padding reads any image row with zero weights, the columns whose three taps are inside
+/// the image run the vectorised row kernel, and the one or two edge columns are summed apart.
+fn stencil_forward_stride1(g: &Geometry, x: &[f32], w: &[f32], e: Epilogue, out: &mut [f32]) {
+    let row = |ih: usize| &x[ih * g.w..(ih + 1) * g.w];
+    // Output columns `lo..hi` read input columns `lo - left ..= hi - left + 1`, all inside.
+    let lo = g.left.min(g.wo);
+    let hi = (g.w + g.left).saturating_sub(K - 1).clamp(lo, g.wo);
+    for (oh, dst) in out.chunks_exact_mut(g.wo).enumerate() {
+        let mut taps = [0f32; 9];
+        let mut rows = [row(0); 3];
+        for kh in 0..K {
+            if let Some(ih) = g.in_row(oh, kh) {
+                rows[kh] = row(ih);
+                taps[kh * K..kh * K + K].copy_from_slice(&w[kh * K..kh * K + K]);
+            }
+        }
+        if hi > lo {
+            row_stride1(&mut dst[lo..hi], rows.map(|r| &r[lo - g.left..]), &taps, e);
+        }
+        for ow in (0..lo).chain(hi..g.wo) {
+            let mut sum = 0.0;
+            for kw in 0..K {
+                if let Some(iw) = g.in_col_checked(ow, kw) {
+                    sum += (0..K).map(|kh| taps[kh * K + kw] * rows[kh][iw]).sum::<f32>();
+                }
+            }
+            dst[ow] = e.on(sum);
+        }
+    }
+}
+
+/// The transpose of [`stencil_forward`]: scatters `grad` (`ho x wo`) back onto `dx` (`h x w`,
+/// zeroed). At stride 1 that is itself a stencil: the kernel flipped, over `grad` padded by two
+/// minus each side's padding.
+pub(super) fn stencil_backward_data(g: &Geometry, pad: Pad, grad: &[f32], w: &[f32], dx: &mut [f32]) {
+    if g.stride == 1 && pad.iter().all(|&p| p <= 2) {
+        let mut flipped = [0f32; K * K];
+        flipped.copy_from_slice(w);
+        flipped.reverse();
+        let pad = pad.map(|p| 2 - p);
+        let g = Geometry::new(g.ho, g.wo, 1, pad).expect("the transposed stencil fits");
+        return stencil_forward(&g, pad, grad, &flipped, Epilogue::new(0.0, false), dx);
+    }
+    for oh in 0..g.ho {
+        let src = &grad[oh * g.wo..(oh + 1) * g.wo];
+        for kh in 0..K {
+            let Some(ih) = g.in_row(oh, kh) else { continue };
+            let row = &mut dx[ih * g.w..(ih + 1) * g.w];
+            for kw in 0..K {
+                let wv = w[kh * K + kw];
+                let (lo, hi) = g.col_range(kw);
+                if lo >= hi {
+                    continue;
+                }
+                if g.stride == 1 {
+                    let start = g.in_col(lo, kw);
+                    for (d, s) in row[start..start + (hi - lo)].iter_mut().zip(&src[lo..hi]) {
+                        *d += wv * s;
+                    }
+                } else {
+                    for ow in lo..hi {
+                        row[g.in_col(ow, kw)] += wv * src[ow];
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `a · b`, in 16 lanes so that it vectorises.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut lanes = [0f32; 16];
+    let (ca, cb) = (a.chunks_exact(16), b.chunks_exact(16));
+    let rest: f32 = ca.remainder().iter().zip(cb.remainder()).map(|(x, y)| x * y).sum();
+    for (x, y) in ca.zip(cb) {
+        for l in 0..16 {
+            lanes[l] += x[l] * y[l];
+        }
+    }
+    lanes.iter().sum::<f32>() + rest
+}
+
+/// `dw[kh, kw] += sum_{oh, ow} grad[oh, ow] * x_padded[oh * s + kh, ow * s + kw]` for one plane.
+/// At stride 1, with `grad`'s rows laid out at the padded row length (zeros past `wo`), each tap
+/// is one dot product over the whole plane, instead of nine short ones per row.
+pub(super) fn stencil_backward_filter(g: &Geometry, pad: Pad, x: &[f32], grad: &[f32], dw: &mut [f32; 9]) {
+    if g.stride == 1 {
+        return SCRATCH.with_borrow_mut(|padded| {
+            let wp = pad_plane(g, pad, x, padded);
+            padded.resize(padded.len() + K - 1, 0.0); // the last tap reads two past the plane
+            SPREAD.with_borrow_mut(|spread| {
+                spread.clear();
+                spread.resize(g.ho * wp, 0.0);
+                for (dst, src) in spread.chunks_exact_mut(wp).zip(grad.chunks_exact(g.wo)) {
+                    dst[..g.wo].copy_from_slice(src);
+                }
+                for (tap, d) in dw.iter_mut().enumerate() {
+                    let start = tap / K * wp + tap % K;
+                    *d += dot(spread, &padded[start..start + spread.len()]);
+                }
+            })
+        });
+    }
+    for oh in 0..g.ho {
+        let src = &grad[oh * g.wo..(oh + 1) * g.wo];
+        for kh in 0..K {
+            let Some(ih) = g.in_row(oh, kh) else { continue };
+            let row = &x[ih * g.w..(ih + 1) * g.w];
+            for kw in 0..K {
+                let (lo, hi) = g.col_range(kw);
+                if lo >= hi {
+                    continue;
+                }
+                let acc: f32 = if g.stride == 1 {
+                    let start = g.in_col(lo, kw);
+                    src[lo..hi].iter().zip(&row[start..start + (hi - lo)]).map(|(a, b)| a * b).sum()
+                } else {
+                    (lo..hi).map(|ow| src[ow] * row[g.in_col(ow, kw)]).sum()
+                };
+                dw[kh * K + kw] += acc;
+            }
+        }
+    }
+}

@@ -1,0 +1,63 @@
+//! Every kernel writes every element of its output. In unit tests fresh buffers start as NaN
+//! ([`super::FRESH`]), so an element a kernel skipped would show up as NaN here; the values
+//! themselves are checked against stock candle in `tests/engine.rs`.
+
+use candle_core::{Device, Tensor, Var};
+
+use super::*;
+
+fn var(shape: &[usize]) -> Var {
+    Var::from_tensor(&Tensor::randn(0f32, 1.0, shape, &Device::Cpu).unwrap()).unwrap()
+}
+
+fn assert_finite(t: &Tensor, what: &str) {
+    let values = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+    let missing = values.iter().filter(|v| !v.is_finite()).count();
+    assert_eq!(missing, 0, "{what}: {missing} of {} elements never written", values.len());
+}
+
+/// The output and the gradient of every input of `sum(f(x, w, b) * r)`.
+fn check(what: &str, x: &Var, w: &Var, b: &Var, f: impl Fn(&Tensor, &Tensor, &Tensor) -> Tensor) {
+    let y = f(x.as_tensor(), w.as_tensor(), b.as_tensor());
+    assert_finite(&y, what);
+    let r = Tensor::randn(0f32, 1.0, y.shape(), &Device::Cpu).unwrap();
+    let grads = (&y * r).unwrap().sum_all().unwrap().backward().unwrap();
+    for (name, v) in [("input", x), ("weight", w), ("bias", b)] {
+        if let Some(g) = grads.get(v.as_tensor()) {
+            assert_finite(g, &format!("{what}: {name} gradient"));
+        }
+    }
+}
+
+#[test]
+fn every_kernel_writes_its_whole_output() {
+    for format in [DataFormat::ChannelsFirst, DataFormat::ChannelsLast] {
+        for (stride, pad, (h, w)) in [(1, [1, 1, 1, 1], (7, 9)), (2, [0, 1, 0, 1], (8, 11)), (2, [1, 1, 1, 1], (13, 6))] {
+            let nchw = var(&[3, 70, h, w]);
+            let x = Var::from_tensor(&DataFormat::ChannelsFirst.convert(nchw.as_tensor(), format).unwrap()).unwrap();
+            let what = format!("depthwise {format:?} stride {stride} on {h}x{w}");
+            check(&what, &x, &var(&[70, 1, 3, 3]), &var(&[70]), |x, w, b| depthwise_conv3x3(x, w, b, stride, pad, true, format).unwrap());
+            let what = format!("pointwise {format:?} on {h}x{w}");
+            check(&what, &x, &var(&[33, 70, 1, 1]), &var(&[33]), |x, w, b| pointwise_conv(x, w, b, true, format).unwrap());
+        }
+    }
+    let image = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3, 15, 17), &Device::Cpu).unwrap()).unwrap();
+    check("dense 3x3 stride 2", &image, &var(&[8, 3, 3, 3]), &var(&[8]), |x, w, b| conv2d_dense(&x.detach(), w, b, 2, [0, 1, 0, 1], true).unwrap());
+}
+
+#[test]
+fn the_fused_block_writes_its_whole_output() {
+    let fold = |c_out: usize, c_in: usize, k: usize| Folded::new(var(&[c_out, c_in, k, k]).as_tensor(), var(&[c_out]).as_tensor()).unwrap();
+    for (stride, residual, (h, w)) in [(1, true, (9, 13)), (2, false, (12, 7))] {
+        let weights = InvertedResidualWeights {
+            expand: Some(fold(96, 16, 1)),
+            depthwise: fold(96, 1, 3),
+            stride,
+            pad: [1, 1, 1, 1],
+            project: fold(16, 96, 1),
+            residual,
+        };
+        let x = Tensor::randn(0f32, 1.0, (rayon::current_num_threads() + 1, 16, h, w), &Device::Cpu).unwrap();
+        assert_finite(&inverted_residual(&x, &weights).unwrap(), &format!("block stride {stride} on {h}x{w}"));
+    }
+}
