@@ -75,7 +75,7 @@ impl ImageClassifier {
             }
             None => (0..classes).map(|i| format!("class_{i}")).collect(),
         };
-        let preprocessor = Preprocessor::new(model.config().input_size, checkpoint.format.normalization());
+        let preprocessor = model.preprocessor();
         Ok(Self { model, labels, preprocessor })
     }
 
@@ -111,6 +111,24 @@ impl ImageClassifier {
                     .collect()
             })
             .collect())
+    }
+
+    /// Where the classifier looks when it scores `class` on an image file: a class activation map
+    /// (Zhou et al. 2016, <https://arxiv.org/abs/1512.04150>). With GlobalAveragePooling before
+    /// Dense, a class's logit is the average over the last feature map of `weights[class] ·
+    /// features(y, x)`; that sum before the average, one value per position, is the map. Returns
+    /// the `[h, w]` values in row order and `(h, w)` (the input size / 32).
+    pub fn class_activation_map(&self, path: &Path, class: usize) -> Result<(Vec<f32>, (usize, usize))> {
+        let Some(classifier) = self.model.classifier() else { return Err(Error::Config("this model has no classifier".into())) };
+        if class >= self.labels.len() {
+            return Err(Error::Config(format!("class {class} of a {}-class model", self.labels.len())));
+        }
+        let input = self.preprocessor.file_tensor(path, self.model.device())?.unsqueeze(0)?;
+        let maps = self.model.forward_base(&input)?.squeeze(0)?;
+        let (c, h, w) = maps.dims3()?;
+        let weights = classifier.weight().get(class)?.reshape((1, c))?;
+        let map = weights.matmul(&maps.reshape((c, h * w))?)?.flatten_all()?.to_vec1::<f32>()?;
+        Ok((map, (h, w)))
     }
 
     /// Top-`k` classes of an image file, read as training and evaluation read it.

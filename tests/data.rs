@@ -62,7 +62,7 @@ fn an_epoch_skips_and_counts_bad_files_and_decodes_odd_ones() {
     assert_eq!(stats.skipped.len(), generated.unreadable.len());
     assert_eq!(seen.len() + stats.skipped.len(), ds.train.len(), "every sample is either batched or skipped");
     let text = stats.to_string();
-    assert!(text.starts_with(&format!("skipped 4 of {} images: ", ds.train.len())), "{text}");
+    assert!(text.starts_with(&format!("skipped 5 of {} images: ", ds.train.len())), "{text}");
     for odd in &generated.odd_but_readable {
         let index = ds.train.iter().position(|s| &s.path == odd).unwrap();
         assert!(seen.contains(&index), "{} should decode", odd.display());
@@ -210,7 +210,7 @@ fn a_decompression_bomb_is_skipped_by_training_and_data_check_alike() {
     assert_eq!(images, ds.validation.len() - 1, "every image but the bomb");
     let stats = epoch.stats();
     assert_eq!(stats.skipped.len(), 1);
-    assert!(stats.skipped[0].reason.contains("65500x65500") && stats.skipped[0].reason.contains("over the limit"), "{stats}");
+    assert!(stats.skipped[0].reason.contains("65500x65500") && stats.skipped[0].reason.contains("over the budget"), "{stats}");
 
     let out = Command::new(env!("CARGO_BIN_EXE_food101")).args(["data", "check", "--json", "--data"]).arg(dir.path()).output().unwrap();
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

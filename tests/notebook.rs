@@ -45,12 +45,40 @@ fn quick_mode_uses_what_it_can_get_and_says_when_it_stands_in() {
     let mut trainer = Trainer::new(settings.base().unwrap(), settings.dataset().unwrap(), config()).unwrap();
     assert_eq!(trainer.history().epochs_in("feature_extraction"), 1, "03 resumes 02's checkpoint");
     trainer.fit(fine_tune).unwrap();
-    let evaluation = trainer.evaluate().unwrap();
+    let evaluation = food101::recipe::finish(&mut trainer, &settings.work(), None, "unused").unwrap();
     assert_eq!(evaluation.predictions.len(), settings.dataset().unwrap().validation.len());
-    let model_dir = trainer.export(settings.model_dir()).unwrap();
-    let classifier = ImageClassifier::from_dir(&model_dir, &Device::Cpu).unwrap();
+    let classifier = ImageClassifier::from_dir(&settings.model_dir(), &Device::Cpu).unwrap();
     let sample = &settings.dataset().unwrap().validation[0];
     assert_eq!(classifier.predict_file(&sample.path, 3).unwrap().len(), 3);
+    let (map, (h, w)) = classifier.class_activation_map(&sample.path, 0).unwrap();
+    assert_eq!(map.len(), h * w);
+
+    // Experiments: every setting and the name pick the folder; finished ones are listed.
+    let other = Settings { lr2: 1e-4, ..settings.clone() };
+    assert_ne!(other.work(), settings.work(), "another learning rate, another folder");
+    let named = settings.clone().experiment("Phase 2 at 1e-3");
+    assert!(named.work().file_name().unwrap().to_string_lossy().starts_with("quick-phase-2-at-1e-3-"), "{}", named.work().display());
+    let experiments = food101::notebook::experiments(true).unwrap();
+    assert_eq!(experiments.len(), 1);
+    assert_eq!((experiments[0].0.as_str(), experiments[0].1.epochs.len()), ("baseline", 2));
+
+    // A tracker cell run twice continues one open run; once finished, the next run is new.
+    let first = settings.tracker("03_fine_tuning.ipynb").unwrap();
+    let again = settings.tracker("03_fine_tuning.ipynb").unwrap();
+    assert_eq!(first.journal_dir(), again.journal_dir());
+    again.finish(true).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    let next = settings.tracker("03_fine_tuning.ipynb").unwrap();
+    assert_ne!(next.journal_dir(), first.journal_dir());
+
+    // A photo: a path stays a path, an address is downloaded once.
+    assert_eq!(food101::notebook::photo("a/b.jpg").unwrap(), std::path::PathBuf::from("a/b.jpg"));
+    let photo = std::fs::read(&sample.path).unwrap();
+    let (url, server) = common::serve(photo.clone(), 1, None);
+    let fetched = food101::notebook::photo(&format!("{url}/dinner.jpg")).unwrap();
+    assert_eq!(std::fs::read(&fetched).unwrap(), photo);
+    assert_eq!(food101::notebook::photo(&format!("{url}/dinner.jpg")).unwrap(), fetched, "downloaded once");
+    assert_eq!(server.join().unwrap().len(), 1);
 
     // Connected: the ImageNet weights come from the hub (here a small one on 127.0.0.1).
     std::env::remove_var("HF_HUB_OFFLINE");

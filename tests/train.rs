@@ -10,7 +10,8 @@ use food101::data::synthetic::Spec;
 use food101::data::{ClassSelection, Dataset};
 use food101::predict::ImageClassifier;
 use food101::train::{Evaluation, History, Phase, TrainConfig, Trainer};
-use food101::{Error, MobileNetV2};
+use food101::candle_nn::VarMap;
+use food101::{ClassifierHead, Error, MobileNetV2};
 
 use common::setup;
 
@@ -136,6 +137,44 @@ fn the_exported_model_predicts_what_the_trainer_evaluated() {
         let top = classifier.predict_file(&record.path, 1).unwrap();
         assert_eq!(top[0].index, record.predicted, "{}", record.path.display());
         assert!((top[0].prob - record.prob).abs() < 1e-4, "{} vs {}", top[0].prob, record.prob);
+    }
+}
+
+#[test]
+fn the_activation_map_averages_to_the_class_logit() {
+    // Class activation map: the Dense weights of a class at each position of the last feature
+    // map. Averaged over the positions and plus the bias, it must give that class's logit.
+    let s = setup(Spec::default());
+    let mut trainer = s.trainer(s.train_config("cam"));
+    trainer.fit(phase1()).unwrap();
+    let dir = trainer.export(s.dir.path().join("model")).unwrap();
+    let classifier = ImageClassifier::from_dir(&dir, &Device::Cpu).unwrap();
+    let path = &s.dataset.validation[0].path;
+    let input = classifier.preprocessor.file_tensor(path, &Device::Cpu).unwrap().unsqueeze(0).unwrap();
+    let logits = classifier.model.logits(&input).unwrap().squeeze(0).unwrap().to_vec1::<f32>().unwrap();
+    let bias = classifier.model.classifier().unwrap().bias().unwrap().to_vec1::<f32>().unwrap();
+    for class in 0..classifier.labels.len() {
+        let (map, (h, w)) = classifier.class_activation_map(path, class).unwrap();
+        assert_eq!((h, w), (2, 2), "48 px in, a 2x2 map out");
+        let mean = map.iter().sum::<f32>() / map.len() as f32;
+        assert!((mean + bias[class] - logits[class]).abs() < 1e-4, "class {class}: {} vs {}", mean + bias[class], logits[class]);
+    }
+}
+
+#[test]
+fn a_head_built_by_hand_is_the_one_that_trains_and_must_fit() {
+    let s = setup(Spec::default());
+    let model = s.model();
+    let classes = s.dataset.classes.len();
+    let head = ClassifierHead::new(&VarMap::new(), &Device::Cpu, model.feature_dim(), classes, 0.3, 7).unwrap();
+    let before = head.dense().weight().to_vec2::<f32>().unwrap();
+    let mut trainer = Trainer::with_head(model.clone(), head.clone(), s.dataset.clone(), s.train_config("by-hand")).unwrap();
+    trainer.fit(phase1()).unwrap();
+    assert_ne!(head.dense().weight().to_vec2::<f32>().unwrap(), before, "the head given is the head trained");
+    let wrong = ClassifierHead::new(&VarMap::new(), &Device::Cpu, model.feature_dim(), classes + 1, 0.3, 7).unwrap();
+    match Trainer::with_head(model, wrong, s.dataset.clone(), s.train_config("wrong")) {
+        Err(Error::Config(message)) => assert!(message.contains("does not fit"), "{message}"),
+        other => panic!("expected a clear error, got {:?}", other.err()),
     }
 }
 

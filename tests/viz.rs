@@ -69,3 +69,40 @@ fn image_grids_cards_and_confusion_matrices_carry_their_text() {
     let svg = viz::confusion_matrix(&evaluation);
     assert_svg(&svg, &["a → a: 1", "b → a: 1", "b → b: 1"]);
 }
+
+#[test]
+fn prediction_grids_mark_the_wrong_answers() {
+    let photo = RgbImage::from_fn(40, 30, |x, _| food101::image::Rgb([x as u8 * 6, 80, 160]));
+    let photos = vec![(photo.clone(), "pizza".to_string(), "pizza".to_string()), (photo, "sushi".to_string(), "ramen".to_string())];
+    let grid = viz::prediction_grid(&photos, 2).unwrap();
+    assert_svg(&grid, &["✓ pizza", "✗ ramen (is sushi)", r##"stroke="#d62728""##]);
+    assert_eq!(grid.0.matches("stroke=\"#d62728\"").count(), 1, "one frame, for the one wrong answer");
+}
+
+#[test]
+fn a_confusion_matrix_of_many_classes_shows_the_most_confused_with_their_names() {
+    let classes: Vec<String> = (0..30).map(|i| format!("class_{i:02}")).collect();
+    let mut evaluation = Evaluation::new(classes);
+    // Every class right once; classes 3 and 17 mistaken for each other.
+    let one_hot = |i: usize| (0..30).map(|j| if j == i { 0.9f32.ln() } else { (0.1f32 / 29.0).ln() }).collect::<Vec<f32>>();
+    let rows: Vec<Vec<f32>> = (0..30).map(one_hot).chain([one_hot(17), one_hot(3)]).collect();
+    let labels: Vec<u32> = (0..30).chain([3, 17]).collect();
+    evaluation.update(&rows, &labels, (0..32).map(|i| format!("{i}.jpg").into()));
+    assert_eq!(evaluation.most_confused(2), [("class_03".to_string(), "class_17".to_string(), 1), ("class_17".to_string(), "class_03".to_string(), 1)]);
+    assert!(evaluation.highest_loss(2).iter().all(|p| p.label != p.predicted), "the two mistakes have the highest loss");
+    let svg = viz::confusion_matrix(&evaluation);
+    assert_svg(&svg, &["The 20 of 30 classes most often confused", "class_03 → class_17: 1", ">class_17</text>"]);
+    assert_eq!(svg.0.matches("<rect x=").count(), 20 * 20, "a 20x20 grid");
+}
+
+#[test]
+fn experiments_share_one_chart_and_a_heat_map_covers_the_photo() {
+    let history = |accuracy: f64| History { epochs: (1..=4).map(|e| record(e, "feature_extraction", accuracy + 0.01 * e as f64)).collect(), ..History::default() };
+    let chart = viz::compare_histories(&[("baseline".into(), history(0.7)), ("phase 2 at 1e-3".into(), history(0.5))]).unwrap();
+    assert_svg(&chart, &["Validation accuracy per experiment", "baseline", "phase 2 at 1e-3"]);
+    let photo = RgbImage::from_pixel(64, 32, food101::image::Rgb([128, 128, 128]));
+    let overlay = viz::heatmap_overlay(&photo, &[0.0, 1.0], (1, 2));
+    assert_eq!(overlay.dimensions(), (64, 32));
+    let (left, right) = (overlay.get_pixel(0, 16).0, overlay.get_pixel(63, 16).0);
+    assert!(left[2] > left[0] && right[0] > right[2], "blue where low, red where high: {left:?} {right:?}");
+}

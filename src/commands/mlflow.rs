@@ -33,7 +33,17 @@ pub fn run(command: MlflowCommand) -> Result<()> {
     };
     let mut failed = 0;
     for dir in &journals {
+        if !dir.join("events.jsonl").is_file() {
+            failed += 1;
+            println!("{}: not a run journal (no events.jsonl): nothing to deliver", dir.display());
+            continue;
+        }
         let journal = Journal::open(dir)?;
+        if journal.events().is_empty() {
+            failed += 1;
+            println!("{}: no readable event in events.jsonl: nothing to deliver", dir.display());
+            continue;
+        }
         match food101::track::sync(&journal, &client) {
             Ok(r) => println!("{}: {} events delivered, {} rejected, all {} on the server", dir.display(), r.delivered, r.rejected, journal.events().len()),
             Err((r, e)) => {

@@ -36,11 +36,11 @@ fn example_photos(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 pub fn run(args: ServeArgs, device: &Device) -> Result<()> {
-    let classifier = args.classifier.load(device)?;
     let examples = match &args.examples {
         Some(dir) => example_photos(dir)?,
         None => Vec::new(),
     };
+    let classifier = args.classifier.load(device)?;
     let config = food101::serve::ServeConfig { max_bytes: (args.max_mb << 20) as usize, examples, ..Default::default() };
     let addr = std::net::SocketAddr::new(args.host, args.port);
     food101::serve::run(classifier, addr, config).with_context(|| format!("serving on {addr}"))?;

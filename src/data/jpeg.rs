@@ -58,7 +58,7 @@ impl RawPlanes {
         }
         let (image_w, image_h) = decoder.size();
         // Over the budget: the general path refuses it and says why.
-        if image_w as u64 * image_h as u64 > max_pixels {
+        if super::decoding::check_budget(image_w as u32, image_h as u32, 3, max_pixels).is_err() {
             return None;
         }
         let strides: [usize; 3] = std::array::from_fn(|c| decoder.components()[c].row_stride());

@@ -1,8 +1,8 @@
 //! Small synthetic datasets, in either layout, for tests and quick notebook runs: each class has
 //! its own colour and stripe pattern (learnable in a few epochs), and `broken` adds the files that
-//! real datasets contain: an empty file, a corrupt JPEG, text named `.jpg` (unreadable), a truncated
-//! JPEG, a PNG named `.jpg`, a greyscale JPEG (readable) and, in the Food-101 layout, an entry listed
-//! in `meta/train.txt` whose file is missing.
+//! real datasets contain: an empty file, a corrupt JPEG, text named `.jpg`, a truncated JPEG
+//! (unreadable), a PNG named `.jpg`, a greyscale JPEG (readable) and, in the Food-101 layout, an
+//! entry listed in `meta/train.txt` whose file is missing.
 
 use std::path::{Path, PathBuf};
 
@@ -97,10 +97,14 @@ pub fn generate(root: &Path, layout: Layout, spec: &Spec) -> Result<Generated> {
         let good = jpeg_bytes(&photo(0, spec.classes, spec.size, &mut rng))?;
         let mut corrupt = good[..4].to_vec(); // a JPEG start marker, then noise
         corrupt.extend((0..200u32).map(|i| (i * 37 % 251) as u8));
-        let damaged: [(&str, Vec<u8>, &'static str); 3] = [
+        // A JPEG cut short, as an interrupted download leaves it: decoders would fill in the
+        // rest with grey, so it is refused as truncated.
+        let truncated = good[..good.len() / 3].to_vec();
+        let damaged: [(&str, Vec<u8>, &'static str); 4] = [
             ("broken_empty", Vec::new(), "empty file"),
             ("broken_corrupt", corrupt, "corrupt JPEG"),
             ("broken_text", b"this is not an image".to_vec(), "not an image"),
+            ("broken_truncated", truncated, "truncated JPEG"),
         ];
         for (id, bytes, kind) in damaged {
             let path = file(0, class, id);
@@ -108,11 +112,6 @@ pub fn generate(root: &Path, layout: Layout, spec: &Spec) -> Result<Generated> {
             generated.unreadable.push((path, kind));
             lists[0].push(format!("{class}/{id}"));
         }
-        // A JPEG cut after a third of its bytes still decodes (the decoder fills the rest).
-        let truncated = file(0, class, "odd_truncated");
-        std::fs::write(&truncated, &good[..good.len() / 3])?;
-        lists[0].push(format!("{class}/odd_truncated"));
-        generated.odd_but_readable.push(truncated);
         let png = file(0, class, "odd_png_named_jpg");
         photo(0, spec.classes, spec.size, &mut rng).save_with_format(&png, ImageFormat::Png).map_err(|e| std::io::Error::other(e.to_string()))?;
         let grey = file(0, class, "odd_greyscale");

@@ -8,10 +8,10 @@
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 
-use super::matmul::{matmul, sum_over_images, Mat};
+use super::matmul::{matmul, matmul_uninit, sum_over_images, Mat};
 use super::epilogue::{epilogue_backward, Epilogue};
 use super::geometry::Pad;
-use super::{contiguous_f32, dims4, output_in_chunks, DataFormat, Grads3};
+use super::{contiguous_f32, dims4, output_written_in_chunks, DataFormat, Grads3};
 
 /// Geometry of one convolution over `c x h x w` images with a `k x k` kernel.
 #[derive(Debug, Clone, Copy)]
@@ -93,11 +93,12 @@ impl CustomOp3 for Forward {
         let (taps, pixels) = (g.taps(), g.pixels());
         let a = Mat::new(wt, c_out, taps);
         // One image per task: its patch matrix and its output stay in this core's cache.
-        let y = output_in_chunks(n * c_out * pixels, c_out * pixels, Vec::new, |cols, i, out| {
+        let y = output_written_in_chunks(n * c_out * pixels, c_out * pixels, Vec::new, |cols, i, out| {
             cols.resize(taps * pixels, 0.0);
             g.im2col(&x[i * c * h * w..(i + 1) * c * h * w], cols);
-            matmul(out, &a, &Mat::new(cols, taps, pixels), false, Parallelism::None);
+            let out = matmul_uninit(out, &a, &Mat::new(cols, taps, pixels), Parallelism::None);
             out.chunks_exact_mut(pixels).zip(bias).for_each(|(plane, &b)| Epilogue::new(b, self.relu6).apply(plane));
+            out
         });
         Ok((CpuStorage::F32(y), Shape::from((n, c_out, g.ho, g.wo))))
     }

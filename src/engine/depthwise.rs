@@ -8,7 +8,7 @@ use rayon::prelude::*;
 use super::depthwise_nchw::{stencil_backward_data, stencil_backward_filter, stencil_forward};
 use super::epilogue::{epilogue_backward, Epilogue};
 use super::geometry::{Geometry, Pad, K};
-use super::{contiguous_f32, depthwise_nhwc, output, output_in_chunks, DataFormat, Grads3};
+use super::{contiguous_f32, depthwise_nhwc, output_in_chunks, DataFormat, Grads3};
 
 /// The settings every pass of one depthwise convolution shares.
 #[derive(Debug, Clone, Copy)]
@@ -54,7 +54,7 @@ impl CustomOp3 for Forward {
         let g = self.conv.geometry(h, w)?;
         let len = n * c * g.ho * g.wo;
         let y = match format {
-            DataFormat::ChannelsLast => output(len, |y| depthwise_nhwc::forward(&g, c, x, wt, bias, self.relu6, y)),
+            DataFormat::ChannelsLast => depthwise_nhwc::forward(&g, c, x, wt, bias, self.relu6),
             DataFormat::ChannelsFirst => output_in_chunks(len, g.ho * g.wo, || (), |_, plane, out| {
                 let ch = plane % c;
                 let e = Epilogue::new(bias[ch], self.relu6);
@@ -98,7 +98,7 @@ impl CustomOp2 for BackwardData {
         let g = self.conv.geometry(self.h, self.w)?;
         let len = n * c * self.h * self.w;
         let dx = match format {
-            DataFormat::ChannelsLast => output(len, |dx| depthwise_nhwc::backward_data(&g, c, grad, wt, dx)),
+            DataFormat::ChannelsLast => depthwise_nhwc::backward_data(&g, c, grad, wt),
             DataFormat::ChannelsFirst => {
                 let mut dx = vec![0f32; len];
                 dx.par_chunks_mut(self.h * self.w).enumerate().for_each(|(plane, out)| {

@@ -5,11 +5,13 @@
 //! tap of each pixel is a run of `C` contiguous values, multiplied 64 channels at a time, and the
 //! padding is simply the taps that a [`Stencil`] leaves out.
 
-use rayon::prelude::*;
 
-use super::geometry::Geometry;
+use std::mem::MaybeUninit;
+
 use super::epilogue::Epilogue;
+use super::geometry::Geometry;
 use super::matmul::sum_over_images;
+use super::output_written_in_chunks;
 
 const K: usize = 3;
 /// Channels summed together: four AVX-512 registers (eight AVX2 ones), independent chains, so
@@ -83,9 +85,9 @@ struct Sums<'a> {
     e: Epilogue,
 }
 
-/// Channels `c0..c0 + W` of one pixel, over its stencil `pairs`.
+/// Channels `c0..c0 + W` of one pixel, over its stencil `pairs`, written into `out`.
 #[inline(always)]
-fn pixel<const W: usize>(s: Sums, c0: usize, pairs: &[(usize, usize)], out: &mut [f32]) {
+fn pixel<const W: usize>(s: Sums, c0: usize, pairs: &[(usize, usize)], out: &mut [MaybeUninit<f32>]) {
     let Sums { c, src, taps, init, e } = s;
     let mut acc = [0f32; W];
     acc.copy_from_slice(&init[c0..c0 + W]);
@@ -97,7 +99,7 @@ fn pixel<const W: usize>(s: Sums, c0: usize, pairs: &[(usize, usize)], out: &mut
     }
     let out = &mut out[c0..c0 + W];
     for l in 0..W {
-        out[l] = e.on(acc[l]);
+        out[l].write(e.on(acc[l]));
     }
 }
 
@@ -124,9 +126,18 @@ macro_rules! by_chunks {
 }
 
 /// A row of pixels `first..` (`out` holds `C` values each), each summing its stencil pairs of
-/// `src` (one image) through `taps`, from `init`, then the epilogue.
+/// `src` (one image) through `taps`, from `init`, then the epilogue; returns `out`, written.
+fn gather_row<'a>(st: &Stencil, first: usize, sums: Sums, out: &'a mut [MaybeUninit<f32>]) -> &'a mut [f32] {
+    assert_eq!(out.len() % sums.c, 0, "whole pixels");
+    gather_pixels(st, first, sums, out);
+    // SAFETY: `by_chunks!` runs `pixel` over channels 0..c of every pixel of `out` (whole pixels,
+    // asserted above), and each writes its channels, so every element is initialised; and
+    // `MaybeUninit<f32>` has the layout of `f32`.
+    unsafe { &mut *(out as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
+
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
-fn gather_row(st: &Stencil, first: usize, sums: Sums, out: &mut [f32]) {
+fn gather_pixels(st: &Stencil, first: usize, sums: Sums, out: &mut [MaybeUninit<f32>]) {
     for (j, o) in out.chunks_exact_mut(sums.c).enumerate() {
         let pairs = st.of(first + j);
         by_chunks!(sums.c, |c0, W| pixel::<W>(sums, c0, pairs, o));
@@ -134,26 +145,28 @@ fn gather_row(st: &Stencil, first: usize, sums: Sums, out: &mut [f32]) {
 }
 
 /// `y [N, Ho, Wo, C] = act(depthwise(x [N, H, W, C]) + bias)`, parallel over output rows.
-pub(super) fn forward(g: &Geometry, c: usize, x: &[f32], wt: &[f32], bias: &[f32], relu6: bool, y: &mut [f32]) {
+pub(super) fn forward(g: &Geometry, c: usize, x: &[f32], wt: &[f32], bias: &[f32], relu6: bool) -> Vec<f32> {
     let (st, taps, e) = (Stencil::by_output(g), tap_major(wt, c), Epilogue::new(0.0, relu6));
     let image = g.h * g.w * c;
-    y.par_chunks_mut(g.wo * c).enumerate().for_each(|(r, row)| {
+    let n = x.len() / image;
+    output_written_in_chunks(n * g.ho * g.wo * c, g.wo * c, || (), |_, r, row| {
         let (img, oh) = (r / g.ho, r % g.ho);
         let sums = Sums { c, src: &x[img * image..(img + 1) * image], taps: &taps, init: bias, e };
-        gather_row(&st, oh * g.wo, sums, row);
-    });
+        gather_row(&st, oh * g.wo, sums, row)
+    })
 }
 
 /// `dx [N, H, W, C]` from `grad [N, Ho, Wo, C]`: each input pixel gathers the output pixels
 /// that read it (no scatter, so rows run in parallel and nothing is zeroed first).
-pub(super) fn backward_data(g: &Geometry, c: usize, grad: &[f32], wt: &[f32], dx: &mut [f32]) {
+pub(super) fn backward_data(g: &Geometry, c: usize, grad: &[f32], wt: &[f32]) -> Vec<f32> {
     let (st, taps, zeros) = (Stencil::by_input(g), tap_major(wt, c), vec![0f32; c]);
     let image = g.ho * g.wo * c;
-    dx.par_chunks_mut(g.w * c).enumerate().for_each(|(r, row)| {
+    let n = grad.len() / image;
+    output_written_in_chunks(n * g.h * g.w * c, g.w * c, || (), |_, r, row| {
         let (img, ih) = (r / g.h, r % g.h);
         let sums = Sums { c, src: &grad[img * image..(img + 1) * image], taps: &taps, init: &zeros, e: Epilogue::new(0.0, false) };
-        gather_row(&st, ih * g.w, sums, row);
-    });
+        gather_row(&st, ih * g.w, sums, row)
+    })
 }
 
 /// Adds one image's weight gradient, tap-major (`acc[tap * C + ch]`), channels `c0..c0 + W`.

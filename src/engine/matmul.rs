@@ -1,6 +1,8 @@
 //! Row-major matrix views and the one matrix multiply (`gemm`, AVX-512 where the CPU has it)
 //! that the 1x1 and the dense convolutions are made of.
 
+use std::mem::MaybeUninit;
+
 use gemm::Parallelism;
 use rayon::prelude::*;
 
@@ -52,6 +54,23 @@ impl<'a> Mat<'a> {
 pub(super) fn matmul(dst: &mut [f32], a: &Mat, b: &Mat, accumulate: bool, parallelism: Parallelism) {
     assert_eq!(dst.len(), a.rows * b.cols);
     matmul_strided(dst, b.cols, a, b, accumulate, parallelism)
+}
+
+/// [`matmul`] (not accumulating) into memory not yet initialised, which it returns written.
+pub(super) fn matmul_uninit<'a>(dst: &'a mut [MaybeUninit<f32>], a: &Mat, b: &Mat, parallelism: Parallelism) -> &'a mut [f32] {
+    let (m, k, n) = (a.rows, a.cols, b.cols);
+    assert!(dst.len() == m * n && k > 0 && b.rows == k && a.fits() && b.fits());
+    let ((a_cs, a_rs), (b_cs, b_rs)) = (a.strides(), b.strides());
+    // SAFETY: as in `matmul_strided`; with `read_dst` false and `k > 0` gemm writes every element
+    // of the contiguous `m x n` destination without reading it, so all of `dst` is initialised
+    // when it returns (and `MaybeUninit<f32>` has the layout of `f32`).
+    unsafe {
+        gemm::gemm(
+            m, n, k, dst.as_mut_ptr() as *mut f32, 1, n as isize, false, a.data.as_ptr(), a_cs, a_rs,
+            b.data.as_ptr(), b_cs, b_rs, 1.0, 1.0, false, false, false, parallelism,
+        );
+        &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32])
+    }
 }
 
 /// [`matmul`] into an `m x n` block whose rows lie `dst_stride` elements apart in `dst`.

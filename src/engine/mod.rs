@@ -101,11 +101,28 @@ fn output_in_chunks<S>(len: usize, chunk: usize, scratch: impl Fn() -> S + Sync 
     out
 }
 
-/// A new `len`-element output, initialised in parallel, then written by `fill` (a kernel that
-/// shares the work out itself).
-fn output(len: usize, fill: impl FnOnce(&mut [f32])) -> Vec<f32> {
-    let mut out = output_in_chunks(len, 1 << 14, || (), |_, _, _| ());
-    fill(&mut out);
+/// [`output_in_chunks`] for kernels that write every element of their piece themselves (a matrix
+/// multiply, a stencil that covers every channel of every pixel): `write` gets the piece
+/// uninitialised and returns it initialised, so memory is touched once. In unit tests the
+/// piece starts as NaN all the same, to catch a kernel that misses an element.
+fn output_written_in_chunks<S>(
+    len: usize,
+    chunk: usize,
+    scratch: impl Fn() -> S + Sync + Send,
+    write: impl for<'p> Fn(&mut S, usize, &'p mut [MaybeUninit<f32>]) -> &'p mut [f32] + Sync,
+) -> Vec<f32> {
+    let mut out = Vec::with_capacity(len);
+    out.spare_capacity_mut()[..len].par_chunks_mut(chunk.max(1)).enumerate().for_each_init(scratch, |s, (i, piece)| {
+        if cfg!(test) {
+            piece.fill(MaybeUninit::new(FRESH));
+        }
+        let (start, n) = (piece.as_ptr() as usize, piece.len());
+        let written = write(s, i, piece);
+        // The only way to that memory as `&mut [f32]` is through code that initialised it.
+        assert!(written.as_ptr() as usize == start && written.len() == n, "a kernel must hand back the piece it was given");
+    });
+    // SAFETY: the pieces cover the first `len` elements, and each came back initialised.
+    unsafe { out.set_len(len) };
     out
 }
 

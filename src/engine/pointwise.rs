@@ -8,11 +8,10 @@ use std::ops::Range;
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
-use rayon::prelude::*;
 
-use super::matmul::{matmul, matmul_strided, sum_over_images, Mat};
+use super::matmul::{matmul, matmul_strided, matmul_uninit, sum_over_images, Mat};
 use super::epilogue::{apply_rows, epilogue_backward, Epilogue};
-use super::{contiguous_f32, output, DataFormat, Grads3};
+use super::{contiguous_f32, output_in_chunks, output_written_in_chunks, DataFormat, Grads3};
 
 /// Output floats per multiply: about a quarter of a core's L2 cache.
 const BLOCK_FLOATS: usize = 1 << 17;
@@ -23,30 +22,33 @@ const BLOCK_FLOATS: usize = 1 << 17;
 /// Large planes are multiplied a block of columns at a time, and `finish(out[i], columns)` runs
 /// on each block while it is still in cache: on the 112x112 layers a whole image's output is
 /// larger than the cache, and a separate pass for the epilogue read it all from memory again.
-fn matmul_images(out: &mut [f32], a: &Mat, x: &[f32], hw: usize, finish: impl Fn(&mut [f32], Range<usize>) + Sync) {
+fn matmul_images(a: &Mat, x: &[f32], hw: usize, finish: impl Fn(&mut [f32], Range<usize>) + Sync) -> Vec<f32> {
     let (m, k) = (a.rows, a.cols);
     let block = (BLOCK_FLOATS / m.max(1)).next_multiple_of(64).min(hw).max(1);
-    out.par_chunks_mut(m * hw).enumerate().for_each(|(i, o)| {
+    let n = x.len() / (k * hw).max(1);
+    output_in_chunks(n * m * hw, m * hw, || (), |_, i, o| {
         let xi = Mat::new(&x[i * k * hw..(i + 1) * k * hw], k, hw);
         for start in (0..hw).step_by(block) {
             let columns = start..(start + block).min(hw);
             matmul_strided(&mut o[start..], hw, a, &xi.columns(columns.clone()), false, Parallelism::None);
             finish(o, columns);
         }
-    });
+    })
 }
 
 /// `out = x · b` for channels-last `x` (`pixels x k`), a block of pixels per task, each multiply
 /// on one core, and `finish(block)` on each block of `out` while it is in cache.
-fn matmul_rows(out: &mut [f32], x: &[f32], k: usize, b: &Mat, finish: impl Fn(&mut [f32]) + Sync) {
+fn matmul_rows(x: &[f32], k: usize, b: &Mat, finish: impl Fn(&mut [f32]) + Sync) -> Vec<f32> {
     let rows = x.len() / k;
     let block = (BLOCK_FLOATS / b.cols.max(k)).max(16).min(rows.max(1));
     // One image's 7x7 pixels make a single block: gemm then splits that one multiply instead.
     let parallelism = if rows.div_ceil(block) < rayon::current_num_threads() { Parallelism::Rayon(0) } else { Parallelism::None };
-    out.par_chunks_mut(block * b.cols).zip(x.par_chunks(block * k)).for_each(|(o, xb)| {
-        matmul(o, &Mat::new(xb, xb.len() / k, k), b, false, parallelism);
+    output_written_in_chunks(rows * b.cols, block * b.cols, || (), |_, i, o| {
+        let xb = &x[i * block * k..(i * block * k + block * k).min(x.len())];
+        let o = matmul_uninit(o, &Mat::new(xb, xb.len() / k, k), b, parallelism);
         finish(o);
-    });
+        o
+    })
 }
 
 /// `Σ_blocks a_bᵀ · x_b` over blocks of pixels of channels-last `a` (`pixels x m`) and `x`
@@ -86,14 +88,14 @@ impl CustomOp3 for Forward {
         let c_out = wl.shape().dims()[0];
         let (x, wt, bias) = (contiguous_f32(xs, xl)?, contiguous_f32(ws, wl)?, contiguous_f32(bs, bl)?);
         let hw = h * w;
-        let y = output(n * c_out * hw, |y| match self.format {
-            DataFormat::ChannelsLast => matmul_rows(y, x, c_in, &Mat::t(wt, c_in, c_out), |block| apply_rows(block, bias, self.relu6)),
-            DataFormat::ChannelsFirst => matmul_images(y, &Mat::new(wt, c_out, c_in), x, hw, |image, columns| {
+        let y = match self.format {
+            DataFormat::ChannelsLast => matmul_rows(x, c_in, &Mat::t(wt, c_in, c_out), |block| apply_rows(block, bias, self.relu6)),
+            DataFormat::ChannelsFirst => matmul_images(&Mat::new(wt, c_out, c_in), x, hw, |image, columns| {
                 for (plane, &b) in image.chunks_exact_mut(hw).zip(bias) {
                     Epilogue::new(b, self.relu6).apply(&mut plane[columns.clone()]);
                 }
             }),
-        });
+        };
         Ok((CpuStorage::F32(y), self.format.shape(n, c_out, h, w)))
     }
 
@@ -121,10 +123,10 @@ impl CustomOp2 for BackwardData {
         let c_in = wl.shape().dims()[1];
         let (g, wt) = (contiguous_f32(gs, gl)?, contiguous_f32(ws, wl)?);
         let hw = h * w;
-        let dx = output(n * c_in * hw, |dx| match self.format {
-            DataFormat::ChannelsLast => matmul_rows(dx, g, c_out, &Mat::new(wt, c_out, c_in), |_| ()),
-            DataFormat::ChannelsFirst => matmul_images(dx, &Mat::t(wt, c_in, c_out), g, hw, |_, _| ()),
-        });
+        let dx = match self.format {
+            DataFormat::ChannelsLast => matmul_rows(g, c_out, &Mat::new(wt, c_out, c_in), |_| ()),
+            DataFormat::ChannelsFirst => matmul_images(&Mat::t(wt, c_in, c_out), g, hw, |_, _| ()),
+        };
         Ok((CpuStorage::F32(dx), self.format.shape(n, c_in, h, w)))
     }
 }

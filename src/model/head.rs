@@ -35,6 +35,15 @@ impl ClassifierHead {
         self.dense.weight().dim(0).unwrap_or(0)
     }
 
+    /// The features it takes (the base's channels).
+    pub fn features(&self) -> usize {
+        self.dense.weight().dim(1).unwrap_or(0)
+    }
+
+    pub fn dropout(&self) -> f32 {
+        self.dropout
+    }
+
     /// The dense layer's `[classes, features]` kernel and its bias.
     pub fn dense(&self) -> &Linear {
         &self.dense

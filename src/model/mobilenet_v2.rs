@@ -17,6 +17,10 @@ use crate::engine::{self, DataFormat};
 const CHANNELS_LAST_MAX_WIDTH: usize = 14;
 
 /// The MobileNetV2 base (`include_top=False`) and, when the weights have one, its ImageNet classifier.
+///
+/// A clone shares the weights (candle variables), as a second reference to a Keras model does:
+/// training one trains both. Which layers are trainable is each clone's own.
+#[derive(Clone)]
 pub struct MobileNetV2 {
     config: MobileNetV2Config,
     stem: ConvNorm,
@@ -102,6 +106,11 @@ impl MobileNetV2 {
         self.classifier.is_some()
     }
 
+    /// The `predictions` layer (weight `[classes, features]` and bias), when there is one.
+    pub fn classifier(&self) -> Option<&Linear> {
+        self.classifier.as_ref()
+    }
+
     /// `base.trainable = False`.
     pub fn freeze_all(&mut self) {
         self.set_trainable_from(self.layers.len());
@@ -115,6 +124,11 @@ impl MobileNetV2 {
     /// `base.trainable = True; for layer in base.layers[:-n]: layer.trainable = False`.
     pub fn unfreeze_last(&mut self, n: usize) {
         self.set_trainable_from(self.layers.len().saturating_sub(n));
+    }
+
+    /// How many of the last Keras layers are trainable (`unfreeze_last(n)` makes it `n`).
+    pub fn trainable_layers(&self) -> usize {
+        self.layers.len().saturating_sub(self.trainability.first_trainable)
     }
 
     /// `for layer in base.layers[first:]: layer.trainable = True`, the others frozen.

@@ -162,6 +162,17 @@ impl Checkpoint {
             path: path.to_path_buf(),
             message: "neither Keras (`Conv1/kernel`) nor timm (`conv_stem.weight`) MobileNetV2 names".into(),
         })?;
+        let mut names: Vec<&String> = tensors.keys().collect();
+        names.sort();
+        for name in names {
+            let t = &tensors[name];
+            if t.dtype().is_float() {
+                let values = t.flatten_all()?.to_dtype(candle_core::DType::F32)?.to_vec1::<f32>()?;
+                if let Some(bad) = values.iter().find(|v| !v.is_finite()) {
+                    return Err(Error::Weights { path: path.to_path_buf(), message: format!("tensor `{name}` holds {bad}: these weights are broken") });
+                }
+            }
+        }
         Ok(Self { format, tensors })
     }
 
@@ -202,6 +213,12 @@ impl Checkpoint {
 }
 
 impl MobileNetV2 {
+    /// How photos become this model's input: its input size, antialiased resizing and the
+    /// normalisation of the framework its weights come from.
+    pub fn preprocessor(&self) -> crate::data::Preprocessor {
+        crate::data::Preprocessor::new(self.config().input_size, WeightFormat::of(self.config()).normalization())
+    }
+
     /// Builds the model the file describes and loads it: `MobileNetV2::load("mobilenet_v2.safetensors", &dev)`.
     pub fn load(path: impl AsRef<Path>, device: &Device) -> Result<Self> {
         let path = path.as_ref();

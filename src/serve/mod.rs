@@ -3,6 +3,11 @@
 //! (`POST /api/predict` with the image bytes) and `GET /health`. The model loads once; requests
 //! are decoded concurrently and predicted in small batches ([`batcher`]); bad uploads get a 4xx
 //! with a JSON error and the server keeps serving ([`upload`]).
+//!
+//! Its memory stays bounded under abuse: at most `max_uploads` bodies are read at once and
+//! `max_decodes` of them decoded (others wait, then get 503), a size over the limit is refused
+//! from `Content-Length` before reading, headers and body must each arrive within
+//! `read_timeout`, and at most `max_connections` connections are open at once.
 
 mod batcher;
 mod upload;
@@ -12,10 +17,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{header, StatusCode};
+use axum::extract::{Path, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -39,16 +42,40 @@ pub struct ServeConfig {
     pub examples: Vec<PathBuf>,
     /// Classes in each answer.
     pub top: usize,
+    /// Upload bodies read at once, each up to `max_bytes`.
+    pub max_uploads: usize,
+    /// Uploads decoded at once (default: one per core), each within the budget of `max_pixels`.
+    pub max_decodes: usize,
+    /// How long an upload waits for a slot to be read or decoded before the answer is 503.
+    pub queue_wait: Duration,
+    /// The time allowed for a request's headers, and for its body.
+    pub read_timeout: Duration,
+    /// Connections open at once; more are closed as they come.
+    pub max_connections: usize,
 }
 
 impl Default for ServeConfig {
     fn default() -> Self {
-        Self { max_bytes: 10 << 20, max_pixels: crate::data::MAX_PIXELS, max_batch: 8, batch_wait: Duration::from_millis(5), examples: Vec::new(), top: 5 }
+        Self {
+            max_bytes: 10 << 20,
+            max_pixels: crate::data::MAX_PIXELS,
+            max_batch: 8,
+            batch_wait: Duration::from_millis(5),
+            examples: Vec::new(),
+            top: 5,
+            max_uploads: 16,
+            max_decodes: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            queue_wait: Duration::from_secs(10),
+            read_timeout: Duration::from_secs(10),
+            max_connections: 256,
+        }
     }
 }
 
 struct AppState {
     batcher: Batcher,
+    uploads: Arc<tokio::sync::Semaphore>,
+    decodes: Arc<tokio::sync::Semaphore>,
     preprocessor: crate::data::Preprocessor,
     config: ServeConfig,
     classes: usize,
@@ -61,14 +88,14 @@ pub fn router(classifier: ImageClassifier, config: ServeConfig) -> Router {
     let model = classifier.model.name();
     let preprocessor = classifier.preprocessor;
     let batcher = Batcher::start(Arc::new(classifier), config.max_batch, config.batch_wait);
-    let limit = config.max_bytes;
-    let state = Arc::new(AppState { batcher, preprocessor, config, classes, model });
+    let uploads = Arc::new(tokio::sync::Semaphore::new(config.max_uploads.max(1)));
+    let decodes = Arc::new(tokio::sync::Semaphore::new(config.max_decodes.max(1)));
+    let state = Arc::new(AppState { batcher, uploads, decodes, preprocessor, config, classes, model });
     Router::new()
         .route("/", get(page))
         .route("/health", get(health))
         .route("/api/predict", post(predict))
         .route("/examples/{index}", get(example))
-        .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
 
@@ -93,21 +120,41 @@ fn error(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
 }
 
-async fn predict(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRejection>) -> Response {
+/// The upload's size from its `Content-Length`, when it says.
+fn content_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+async fn predict(State(state): State<Arc<AppState>>, request: Request) -> Response {
     let started = Instant::now();
-    let body = match body {
-        Ok(body) => body,
-        Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return error(rejection.status(), &format!("the upload is over the limit of {} bytes", state.config.max_bytes))
-        }
-        Err(rejection) => return error(rejection.status(), &rejection.body_text()),
+    let (parts, body) = request.into_parts();
+    if let Err(message) = upload::check_content_type(parts.headers.get(header::CONTENT_TYPE)) {
+        return error(StatusCode::UNSUPPORTED_MEDIA_TYPE, &message);
+    }
+    let limit = state.config.max_bytes;
+    let too_large = || error(StatusCode::PAYLOAD_TOO_LARGE, &format!("the upload is over the limit of {limit} bytes"));
+    if content_length(&parts.headers).is_some_and(|n| n > limit as u64) {
+        return too_large();
+    }
+    // A slot to read the body in, then one to decode it in: a burst waits holding no memory.
+    let wait = state.config.queue_wait;
+    let slot = |slots: Arc<tokio::sync::Semaphore>| async move { tokio::time::timeout(wait, slots.acquire_owned()).await.ok().and_then(Result::ok) };
+    let busy = || ([(header::RETRY_AFTER, "2")], error(StatusCode::SERVICE_UNAVAILABLE, "busy with other uploads; try again shortly")).into_response();
+    let Some(reading) = slot(state.uploads.clone()).await else { return busy() };
+    let body = match tokio::time::timeout(state.config.read_timeout, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(body)) => body,
+        Ok(Err(e)) if e.to_string().contains("length limit") => return too_large(),
+        Ok(Err(e)) => return error(StatusCode::BAD_REQUEST, &format!("the upload could not be read: {e}")),
+        Err(_) => return error(StatusCode::REQUEST_TIMEOUT, &format!("the upload did not arrive within {:?}", state.config.read_timeout)),
     };
+    let Some(decoding) = slot(state.decodes.clone()).await else { return busy() };
     let (max_pixels, preprocessor) = (state.config.max_pixels, state.preprocessor);
     let decoded = tokio::task::spawn_blocking(move || {
         let mut input = vec![0f32; preprocessor.input_len()];
         preprocessor.bytes_into(&body, max_pixels, &mut input).map(|()| input)
     })
     .await;
+    drop((decoding, reading));
     let input = match decoded {
         Ok(Ok(input)) => input,
         Ok(Err(e)) => return error(upload::status(&e), &e.to_string()),
@@ -119,6 +166,36 @@ async fn predict(State(state): State<Arc<AppState>>, body: Result<Bytes, BytesRe
             Json(json!({ "top": top, "ms": started.elapsed().as_secs_f64() * 1000.0 })).into_response()
         }
         Err(e) => error(StatusCode::INTERNAL_SERVER_ERROR, &e),
+    }
+}
+
+/// Serves `app` on `listener` until `shutdown`: HTTP/1 with a header read timeout (which
+/// `axum::serve` does not set), at most `max_connections` connections at once.
+async fn serve_connections(listener: tokio::net::TcpListener, app: Router, read_timeout: Duration, max_connections: usize, shutdown: impl std::future::Future<Output = ()>) {
+    let connections = Arc::new(tokio::sync::Semaphore::new(max_connections.max(1)));
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // Out of file descriptors, or a connection reset before it was accepted.
+                Err(_) => {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
+            },
+            () = &mut shutdown => return,
+        };
+        let Ok(permit) = connections.clone().try_acquire_owned() else { continue }; // dropped: closed
+        let service = hyper_util::service::TowerToHyperService::new(app.clone());
+        tokio::spawn(async move {
+            let _permit = permit;
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(read_timeout)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            let _ = connection.await;
+        });
     }
 }
 
@@ -145,13 +222,17 @@ pub fn spawn(classifier: ImageClassifier, addr: SocketAddr, config: ServeConfig)
     let listener = std::net::TcpListener::bind(addr)?;
     listener.set_nonblocking(true)?;
     let url = format!("http://{}", listener.local_addr()?);
+    let (read_timeout, max_connections) = (config.read_timeout, config.max_connections);
     let app = router(classifier, config);
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::spawn(move || {
         let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("a tokio runtime");
         runtime.block_on(async move {
             let listener = tokio::net::TcpListener::from_std(listener).expect("a tokio listener");
-            let _ = axum::serve(listener, app).with_graceful_shutdown(async move { let _ = rx.await; }).await;
+            serve_connections(listener, app, read_timeout, max_connections, async move {
+                let _ = rx.await;
+            })
+            .await;
         });
     });
     Ok(ServerHandle { url, shutdown: Some(tx), thread: Some(thread) })
@@ -163,9 +244,11 @@ pub fn run(classifier: ImageClassifier, addr: SocketAddr, config: ServeConfig) -
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         println!("food101 demo on http://{} (Ctrl-C stops it)", listener.local_addr()?);
-        axum::serve(listener, router(classifier, config))
-            .with_graceful_shutdown(async { let _ = tokio::signal::ctrl_c().await; })
-            .await?;
+        let (read_timeout, max_connections) = (config.read_timeout, config.max_connections);
+        serve_connections(listener, router(classifier, config), read_timeout, max_connections, async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await;
         Ok::<(), crate::Error>(())
     })
 }

@@ -98,6 +98,51 @@ impl Tracker {
         Ok(tracker)
     }
 
+    /// Continues the run recorded in `dir` if it is still open (not finished), else starts a new
+    /// one there ([`Tracker::start`]): a notebook cell that runs again keeps tracking into the
+    /// same MLflow run instead of opening another.
+    pub fn continue_or_start(name: &str, params: Pairs, note: &str, dir: &Path) -> Result<Self> {
+        match Self::reopen(dir)? {
+            Some(tracker) => {
+                println!("MLflow: continuing the open run in {}", tracker.journal_dir().display());
+                Ok(tracker)
+            }
+            None => Self::start(name, params, note, Some(dir)),
+        }
+    }
+
+    /// The last run journal in `dir`, if its parent run has not ended.
+    fn reopen(dir: &Path) -> Result<Option<Self>> {
+        let Ok(entries) = std::fs::read_dir(dir) else { return Ok(None) };
+        let Some(last) = entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).max() else { return Ok(None) };
+        let journal = Journal::open(&last)?;
+        let (mut open, mut started) = (Vec::new(), None);
+        for event in journal.events() {
+            match event {
+                Event::StartRun { run, parent: None, experiment, .. } if started.is_none() => {
+                    started = Some((run.clone(), experiment.clone()));
+                    open.push(run.clone());
+                }
+                Event::StartRun { run, .. } => open.push(run.clone()),
+                Event::EndRun { run, .. } => open.retain(|r| r != run),
+                _ => {}
+            }
+        }
+        let Some((parent, experiment)) = started.filter(|(parent, _)| open.contains(parent)) else { return Ok(None) };
+        let state = State {
+            journal,
+            client: MlflowClient::from_env(),
+            experiment,
+            parent,
+            phase_run: None,
+            open_runs: open,
+            last_failure: None,
+            warned: false,
+            verbose: true,
+        };
+        Ok(Some(Self { state: Arc::new(Mutex::new(state)) }))
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -256,8 +301,11 @@ impl Callback for Tracker {
             pair("beta_2", phase.optimizer.beta_2),
             pair("epsilon", phase.optimizer.epsilon),
         ];
-        let result = s.start_run(&run, parent, &phase.name, vec![]).and_then(|()| s.record(Event::Log { run: run.clone(), metrics: vec![], params, tags: vec![] }));
-        report(result);
+        // A phase that an interrupted cell had begun continues in its run.
+        if !s.open_runs.contains(&run) {
+            let result = s.start_run(&run, parent, &phase.name, vec![]).and_then(|()| s.record(Event::Log { run: run.clone(), metrics: vec![], params, tags: vec![] }));
+            report(result);
+        }
         s.phase_run = Some(run);
     }
 

@@ -116,7 +116,8 @@ pub fn load(dir: &Path) -> Result<Option<(TrainingState, PathBuf)>> {
 
 /// Sets every variable of `varmap` from `path`; a tensor missing from the file is named.
 pub fn load_vars(varmap: &candle_nn::VarMap, path: &Path) -> Result<()> {
-    let tensors = candle_core::safetensors::load(path, &candle_core::Device::Cpu)?;
+    let tensors = candle_core::safetensors::load(path, &candle_core::Device::Cpu)
+        .map_err(|e| Error::Checkpoint { path: path.to_path_buf(), message: format!("not a readable safetensors file: {e}") })?;
     for (name, var) in varmap.data().lock().expect("varmap lock").iter() {
         let value = tensors.get(name).ok_or_else(|| Error::Checkpoint {
             path: path.to_path_buf(),

@@ -59,6 +59,9 @@ pub struct PredictionRecord {
     pub predicted: usize,
     /// Probability of the predicted class.
     pub prob: f32,
+    /// The loss of this image: minus the log-probability of its true class.
+    #[serde(default)]
+    pub loss: f32,
     pub top5: Vec<usize>,
 }
 
@@ -102,7 +105,8 @@ impl Evaluation {
             order.truncate(5);
             let predicted = order[0];
             self.confusion[label as usize][predicted] += 1;
-            self.predictions.push(PredictionRecord { path, label: label as usize, predicted, prob: row[predicted].exp(), top5: order });
+            let loss = -row[label as usize];
+            self.predictions.push(PredictionRecord { path, label: label as usize, predicted, prob: row[predicted].exp(), loss, top5: order });
         }
         (self.loss, self.accuracy, self.top5) = (self.metrics.loss(), self.metrics.accuracy(), self.metrics.top5());
     }
@@ -123,6 +127,29 @@ impl Evaluation {
         classes.sort_by(|a, b| a.1.total_cmp(&b.1).then_with(|| a.0.cmp(&b.0)));
         classes.truncate(n);
         classes
+    }
+
+    /// The `n` most frequent mistakes as `(true class, predicted class, images)`, most first.
+    pub fn most_confused(&self, n: usize) -> Vec<(String, String, usize)> {
+        let mut pairs: Vec<(String, String, usize)> = Vec::new();
+        for (i, row) in self.confusion.iter().enumerate() {
+            for (j, &count) in row.iter().enumerate() {
+                if i != j && count > 0 {
+                    pairs.push((self.classes[i].clone(), self.classes[j].clone(), count));
+                }
+            }
+        }
+        pairs.sort_by(|a, b| b.2.cmp(&a.2).then_with(|| (&a.0, &a.1).cmp(&(&b.0, &b.1))));
+        pairs.truncate(n);
+        pairs
+    }
+
+    /// The `n` images the model got most wrong (highest loss), worst first.
+    pub fn highest_loss(&self, n: usize) -> Vec<&PredictionRecord> {
+        let mut records: Vec<&PredictionRecord> = self.predictions.iter().collect();
+        records.sort_by(|a, b| b.loss.total_cmp(&a.loss));
+        records.truncate(n);
+        records
     }
 
     /// Everything, predictions included, as one JSON document.

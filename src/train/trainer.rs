@@ -20,7 +20,7 @@ use super::source::{mix, Source};
 use crate::data::{Augment, DataLoader, Dataset, PipelineConfig, Preprocessor};
 use crate::error::{Error, Result};
 use crate::export::{self, FinalEvaluation};
-use crate::model::{ClassifierHead, MobileNetV2, WeightFormat};
+use crate::model::{ClassifierHead, MobileNetV2};
 
 /// Everything about a run that is not a phase.
 #[derive(Debug, Clone)]
@@ -99,18 +99,39 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    /// A new head for `dataset`'s classes on `model`; with `config.resume`, the state of the
-    /// checkpoint in `config.checkpoint_dir` when there is one.
+    /// A new head for `dataset`'s classes on `model` (dropout and initial weights from `config`);
+    /// with `config.resume`, the state of the checkpoint in `config.checkpoint_dir` when there is one.
     pub fn new(model: MobileNetV2, dataset: Dataset, config: TrainConfig) -> Result<Self> {
+        let head = ClassifierHead::new(&VarMap::new(), model.device(), model.feature_dim(), dataset.classes.len(), config.dropout, config.seed)?;
+        Self::with_head(model, head, dataset, config)
+    }
+
+    /// Trains `head` on `model`, both as given (a head built by hand, as notebook 02 does); with
+    /// `config.resume`, from the checkpoint in `config.checkpoint_dir` when there is one.
+    pub fn with_head(model: MobileNetV2, head: ClassifierHead, dataset: Dataset, config: TrainConfig) -> Result<Self> {
         if config.batch_size == 0 {
             return Err(Error::Config("batch_size must be at least 1".into()));
         }
-        if dataset.classes.is_empty() || dataset.train.is_empty() {
-            return Err(Error::Dataset { path: dataset.root.clone(), message: "no classes or no training images".into() });
+        let refuse = |message: String| Err(Error::Dataset { path: dataset.root.clone(), message });
+        if dataset.classes.len() < 2 {
+            return refuse(format!("{} class(es): a classifier needs at least two", dataset.classes.len()));
         }
+        if dataset.train.is_empty() || dataset.validation.is_empty() {
+            return refuse(format!("{} training and {} validation images: both splits need images", dataset.train.len(), dataset.validation.len()));
+        }
+        if head.classes() != dataset.classes.len() || head.features() != model.feature_dim() {
+            return Err(Error::Config(format!(
+                "a head from {} features to {} classes does not fit this base ({} features) and dataset ({} classes)",
+                head.features(),
+                head.classes(),
+                model.feature_dim(),
+                dataset.classes.len()
+            )));
+        }
+        // The head's variables under their checkpoint names (the same tensors: training moves both).
         let head_vars = VarMap::new();
-        let head = ClassifierHead::new(&head_vars, model.device(), model.feature_dim(), dataset.classes.len(), config.dropout, config.seed)?;
-        let preprocessor = Preprocessor::new(model.config().input_size, WeightFormat::of(model.config()).normalization());
+        head_vars.data().lock().expect("varmap lock").extend(head.trainable_variables());
+        let preprocessor = model.preprocessor();
         let mut trainer = Self {
             model,
             head,
@@ -138,6 +159,11 @@ impl Trainer {
         &self.model
     }
 
+    /// The base, to freeze or unfreeze layers before the next phase.
+    pub fn model_mut(&mut self) -> &mut MobileNetV2 {
+        &mut self.model
+    }
+
     pub fn head(&self) -> &ClassifierHead {
         &self.head
     }
@@ -161,6 +187,11 @@ impl Trainer {
 
     pub fn add_callback(&mut self, callback: impl Callback + 'static) {
         self.callbacks.push(Box::new(callback));
+    }
+
+    /// Removes the callbacks (a notebook cell that adds its tracker again calls this first).
+    pub fn clear_callbacks(&mut self) {
+        self.callbacks.clear();
     }
 
     fn say(&self, line: impl AsRef<str>) {
@@ -245,10 +276,11 @@ impl Trainer {
                 record.clone()
             }
             None => {
+                // Epochs done before a resume count too: the record is written at the phase's end.
                 let record = PhaseRecord {
                     name: phase.name.clone(),
                     first_epoch,
-                    epochs: epochs_now,
+                    epochs: done + epochs_now,
                     seconds,
                     cache_seconds,
                     cache_saved_seconds: saved_per_epoch * epochs_now as f64 - cache_seconds,
@@ -328,7 +360,19 @@ impl Trainer {
             progress.inc(batch.indices.len(), || format!("loss {:.4} acc {:.4}", metrics.loss(), metrics.accuracy()));
             Ok(())
         })?;
+        if metrics.count() == 0 {
+            return Err(self.nothing_readable("training"));
+        }
         Ok((metrics, skipped))
+    }
+
+    /// The error of a split none of whose images could be read: no number can come of it.
+    fn nothing_readable(&self, split: &str) -> Error {
+        let root = &self.dataset.root;
+        Error::Dataset {
+            path: root.clone(),
+            message: format!("none of the {split} images could be read; `food101 data check --data {}` lists them with the reasons", root.display()),
+        }
     }
 
     /// The validation split through the current weights, with the base in inference form (all
@@ -345,6 +389,9 @@ impl Trainer {
             evaluation.update(&log_softmax(&logits, 1)?.to_vec2()?, &batch.labels.to_vec1()?, paths);
             Ok(())
         })?;
+        if evaluation.predictions.is_empty() {
+            return Err(self.nothing_readable("validation"));
+        }
         Ok(evaluation)
     }
 

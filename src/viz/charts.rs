@@ -69,6 +69,48 @@ pub fn history_chart(history: &History) -> Result<Svg> {
     Ok(Svg(svg))
 }
 
+/// The validation accuracy per epoch of several trainings in one chart, one line each: how
+/// experiments compare.
+pub fn compare_histories(runs: &[(String, History)]) -> Result<Svg> {
+    const COLORS: [RGBColor; 6] = [BLUE, RED, GREEN, MAGENTA, CYAN, BLACK];
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (720, 400)).into_drawing_area();
+        root.fill(&WHITE).map_err(plot_error)?;
+        let epochs = runs.iter().map(|(_, h)| h.epochs.len()).max().unwrap_or(1).max(1) as f64;
+        let values = runs.iter().flat_map(|(_, h)| h.metric(|e| e.val_accuracy)).filter(|v| v.is_finite());
+        let (lo, hi) = values.fold((f64::MAX, f64::MIN), |(lo, hi), v| (lo.min(v), hi.max(v)));
+        let (lo, hi) = if lo > hi { (0.0, 1.0) } else { ((lo - 0.02).max(0.0), (hi + 0.02).min(1.0)) };
+        let mut chart = ChartBuilder::on(&root)
+            .caption("Validation accuracy per experiment", ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(52)
+            .build_cartesian_2d(0.5..epochs + 0.5, lo..hi)
+            .map_err(plot_error)?;
+        chart.configure_mesh().x_desc("epoch").x_label_formatter(&|x| format!("{x:.0}")).max_light_lines(2).draw().map_err(plot_error)?;
+        for (i, (name, history)) in runs.iter().enumerate() {
+            let color = COLORS[i % COLORS.len()];
+            let points: Vec<(f64, f64)> = history.metric(|e| e.val_accuracy).into_iter().enumerate().map(|(i, v)| ((i + 1) as f64, v)).collect();
+            chart
+                .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+                .map_err(plot_error)?
+                .label(name.as_str())
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], color.stroke_width(2)));
+            chart.draw_series(points.into_iter().map(|p| Circle::new(p, 3, color.filled()))).map_err(plot_error)?;
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.8))
+            .border_style(BLACK.mix(0.3))
+            .draw()
+            .map_err(plot_error)?;
+        root.present().map_err(plot_error)?;
+    }
+    Ok(Svg(svg))
+}
+
 /// Horizontal bars, one per `(label, value)`, largest first as given.
 pub fn bar_chart(title: &str, bars: &[(String, f64)]) -> Result<Svg> {
     let mut svg = String::new();

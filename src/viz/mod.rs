@@ -6,8 +6,8 @@
 mod charts;
 mod images;
 
-pub use charts::{bar_chart, history_chart};
-pub use images::{confusion_matrix, image_grid, prediction_card};
+pub use charts::{bar_chart, compare_histories, history_chart};
+pub use images::{confusion_matrix, heatmap_overlay, image_grid, prediction_card, prediction_grid};
 
 use std::path::Path;
 
