@@ -189,3 +189,43 @@ fn serve_refuses_a_limit_it_cannot_hold_and_names_a_missing_examples_folder() {
     assert!(!output.status.success());
     assert!(text(&output).contains("no-such-folder"), "{}", text(&output));
 }
+
+#[test]
+fn serve_names_a_port_in_use_and_offers_only_photos_as_examples() {
+    use std::io::{BufRead, Read, Write};
+    let s = common::setup(Spec::default());
+    let mut trainer = s.trainer(s.train_config("serve"));
+    trainer.fit(Phase::feature_extraction(1)).unwrap();
+    let model = trainer.export(s.dir.path().join("model")).unwrap();
+
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let output = Command::new(FOOD101).args(["serve", "--port", &port, "--model"]).arg(&model).output().unwrap();
+    assert!(!output.status.success());
+    assert!(text(&output).contains(&format!("127.0.0.1:{port}")), "{}", text(&output));
+
+    let examples = s.dir.path().join("examples");
+    std::fs::create_dir_all(&examples).unwrap();
+    std::fs::copy(&s.dataset.validation[0].path, examples.join("pizza.jpg")).unwrap();
+    std::fs::write(examples.join("README.md"), "not a photo").unwrap();
+    std::fs::write(examples.join("COPYRIGHT"), "not a photo").unwrap();
+    let mut server = Command::new(FOOD101)
+        .args(["serve", "--port", "0", "--model"])
+        .arg(&model)
+        .arg("--examples")
+        .arg(&examples)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufReader::new(server.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    let address = line.split("http://").nth(1).and_then(|rest| rest.split_whitespace().next()).expect("the address it serves on").to_string();
+    let mut stream = std::net::TcpStream::connect(&address).unwrap();
+    stream.write_all(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    let mut page = String::new();
+    stream.read_to_string(&mut page).unwrap();
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(page.contains("pizza.jpg"), "the photo is offered");
+    assert!(!page.contains("README.md") && !page.contains("COPYRIGHT"), "only photos are offered");
+}
