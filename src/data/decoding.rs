@@ -76,6 +76,12 @@ pub(super) fn check_complete(bytes: &[u8]) -> std::result::Result<(), DecodeErro
 /// Decodes `bytes` (the content decides the format, not a file name) to 8-bit RGB, refusing an
 /// image over `max_pixels` from its header.
 pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> std::result::Result<RgbImage, DecodeError> {
+    check_complete(bytes)?;
+    decode_complete(bytes, max_pixels)
+}
+
+/// [`decode_rgb`] of bytes that [`check_complete`] has passed.
+pub(super) fn decode_complete(bytes: &[u8], max_pixels: u64) -> std::result::Result<RgbImage, DecodeError> {
     if bytes.is_empty() {
         return Err(DecodeError::Empty);
     }
@@ -83,7 +89,6 @@ pub fn decode_rgb(bytes: &[u8], max_pixels: u64) -> std::result::Result<RgbImage
     if reader.format().is_none() {
         return Err(DecodeError::NotAnImage);
     }
-    check_complete(bytes)?;
     let undecodable = |e: image::ImageError| DecodeError::Undecodable(e.to_string());
     // A format `image` recognises but this crate does not decode (TIFF, ICO, PNM...).
     let mut decoder = reader.into_decoder().map_err(|e| match e {

@@ -13,7 +13,7 @@ use candle_core::{Device, Tensor};
 use image::RgbImage;
 use serde::{Deserialize, Serialize};
 
-use super::decoding::{check_complete, decode_rgb, read_file, DecodeError, MAX_PIXELS};
+use super::decoding::{check_complete, decode_complete, read_file, DecodeError, MAX_PIXELS};
 use super::jpeg;
 use super::normalize::Normalization;
 use super::resize::Resize;
@@ -51,9 +51,10 @@ impl Preprocessor {
 
     /// Image file bytes (any format the content says, within `max_pixels`) into `out`.
     pub fn bytes_into(&self, bytes: &[u8], max_pixels: u64, out: &mut [f32]) -> std::result::Result<(), DecodeError> {
+        // Checked once here: the raw JPEG road would accept a file cut short, as decoders do.
         check_complete(bytes)?;
         if !jpeg::decode_resized_into(bytes, self.image_size, self.resize, self.normalization, max_pixels, out) {
-            self.image_into(&decode_rgb(bytes, max_pixels)?, out);
+            self.image_into(&decode_complete(bytes, max_pixels)?, out);
         }
         Ok(())
     }
