@@ -3,6 +3,7 @@
 
 Runs keras.applications.MobileNetV2 (ImageNet weights from a Keras-named safetensors file) on a
 class-folder dataset (`<data>/train/<class>/*`, `<data>/validation/<class>/*`, or `val/`, `test/`)
+or a Food-101-layout one (`<data>/images/<class>/<id>.jpg`, split by `meta/train.txt` / `meta/test.txt`)
 so that our Rust trainer's accuracy and wall time can be compared with Keras on the same data and
 weights:
 
@@ -13,7 +14,8 @@ weights:
 
 Loss: sparse softmax cross-entropy on logits; metrics: accuracy and top-5 (top-k, k = min(5,
 classes)); validation after every epoch. Input: decode, resize to 224x224 bilinear with
-antialiasing (as Pillow, which our Rust pipeline follows), round to uint8 values, scale to [-1, 1].
+antialiasing (as Pillow, which our Rust pipeline follows; `--resize bilinear` for plain bilinear),
+round to uint8 values, scale to [-1, 1].
 Training batches are reshuffled every epoch (seeded), no augmentation. By default images are
 decoded and resized again every epoch (Keras' plain tf.data pipeline cost); `--cache` keeps the
 decoded images in memory instead.
@@ -28,7 +30,7 @@ Usage (the venv comes from bench/setup-peers.sh):
         --data /work/shared/datasets/cats_and_dogs_filtered \\
         --weights /work/shared/weights/mobilenet_v2_1.0_224_keras_imagenet.safetensors \\
         [--epochs1 10] [--epochs2 10] [--unfreeze-last 50] [--lr1 1e-3] [--lr2 1e-5] [--batch 32] \\
-        [--seed 0] [--fraction 1.0] [--threads N] [--cache] [--literal-keras3] [--json OUT.json]
+        [--seed 0] [--fraction 1.0] [--threads N] [--resize antialiased|bilinear] [--cache] [--literal-keras3] [--json OUT.json]
 
 Prints one line per epoch, then a JSON summary (also written to --json):
     {"framework": "keras", "tf_version", "keras_version", "threads", "history": [{"epoch", "phase",
@@ -74,6 +76,9 @@ def parse_args():
                    help="keep this fraction of each class's images in both splits (quick tests)")
     p.add_argument("--threads", type=int, default=None,
                    help="TF intra-op, inter-op and tf.data threads (default: all usable cores)")
+    p.add_argument("--resize", choices=("antialiased", "bilinear"), default="antialiased",
+                   help="antialiased (Pillow's filter, food101's default) or bilinear "
+                        "(tf.image.resize's default, the original Colab pipeline)")
     p.add_argument("--cache", action="store_true", help="decode and resize once, keep images in memory")
     p.add_argument("--literal-keras3", action="store_true",
                    help="plain functional base(inputs, training=False): BN follows fit's training flag")
@@ -131,7 +136,27 @@ def subset(paths, labels, fraction, seed, salt):
     return out_p, out_l
 
 
+def list_food101(root, split, classes):
+    """(paths, labels) of a Food-101 split file, `meta/<split>.txt` lines `<class>/<id>`."""
+    paths, labels = [], []
+    index = {c: i for i, c in enumerate(classes)}
+    with open(os.path.join(root, "meta", f"{split}.txt")) as f:
+        for line in f:
+            line = line.strip()
+            if line:
+                paths.append(os.path.join(root, "images", line + ".jpg"))
+                labels.append(index[line.split("/")[0]])
+    return paths, labels
+
+
 def load_dataset(root, fraction, seed):
+    if os.path.isfile(os.path.join(root, "meta", "train.txt")):
+        # Food-101 layout: images/<class>/<id>.jpg, the official split in meta/{train,test}.txt.
+        images = os.path.join(root, "images")
+        classes = sorted(d for d in os.listdir(images) if os.path.isdir(os.path.join(images, d)))
+        train = subset(*list_food101(root, "train", classes), fraction, seed, 1)
+        val = subset(*list_food101(root, "test", classes), fraction, seed, 2)
+        return classes, train, val, os.path.join(root, "meta", "test.txt")
     train_dir = os.path.join(root, "train")
     classes = sorted(d for d in os.listdir(train_dir) if os.path.isdir(os.path.join(train_dir, d)))
     if not classes:
@@ -147,11 +172,11 @@ def load_dataset(root, fraction, seed):
     return classes, train, val, val_dir
 
 
-def make_pipeline(tf, paths, labels, batch, shuffle_seed, cache, threads):
+def make_pipeline(tf, paths, labels, batch, shuffle_seed, cache, threads, antialias):
     def load(path, label):
         # decode_image, not decode_jpeg: accepts the same PNG/BMP/GIF files our pipeline does.
         img = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
-        img = tf.image.resize(img, (SIZE, SIZE), method="bilinear", antialias=True)
+        img = tf.image.resize(img, (SIZE, SIZE), method="bilinear", antialias=antialias)
         # Pillow (and our Rust pipeline) return uint8 pixels; round likewise so both see one input.
         img = tf.clip_by_value(tf.round(img), 0.0, 255.0)
         return img / 127.5 - 1.0, label
@@ -291,8 +316,9 @@ def main():
     t_start = time.perf_counter()
     classes, (train_p, train_l), (val_p, val_l), val_dir = load_dataset(a.data, a.fraction, a.seed)
     log(f"{len(classes)} classes, {len(train_p)} train images, {len(val_p)} validation images ({val_dir})")
-    train_ds = make_pipeline(tf, train_p, train_l, a.batch, a.seed, a.cache, a.threads)
-    val_ds = make_pipeline(tf, val_p, val_l, a.batch, None, a.cache, a.threads)
+    antialias = a.resize == "antialiased"
+    train_ds = make_pipeline(tf, train_p, train_l, a.batch, a.seed, a.cache, a.threads, antialias)
+    val_ds = make_pipeline(tf, val_p, val_l, a.batch, None, a.cache, a.threads, antialias)
 
     base, model = build_model(keras, a.weights, len(classes), a.literal_keras3)
     setup_seconds = time.perf_counter() - t_start
@@ -375,7 +401,7 @@ def main():
         "config": {
             "data": a.data, "weights": a.weights, "epochs1": a.epochs1, "epochs2": a.epochs2,
             "unfreeze_last": a.unfreeze_last, "lr1": a.lr1, "lr2": a.lr2, "batch": a.batch,
-            "seed": a.seed, "fraction": a.fraction, "cache": a.cache, "literal_keras3": a.literal_keras3,
+            "seed": a.seed, "fraction": a.fraction, "cache": a.cache, "resize": a.resize, "literal_keras3": a.literal_keras3,
             "classes": len(classes), "train_images": len(train_p), "validation_images": len(val_p),
         },
         "phase2_bn_batch_statistics": bn_drift > 0,

@@ -4,7 +4,7 @@
 Called by the Rust driver (`cargo run --release --bin bench`) once per (framework, case, threads),
 so that the peak RSS it reports belongs to that one case:
 
-    data-cache/venv-peers/bin/python bench/peers.py --framework tensorflow|pytorch \
+    data-cache/venv-peers/bin/python bench/peers.py --framework tensorflow|tensorflow-xla|pytorch \
         --case inference|head|phase2|full|etl|etl-aa --threads N --batch B [--size 224] [--classes 101] \
         [--data DIR] [--warmup 2] [--steps K] [--min-seconds S]
 
@@ -41,7 +41,8 @@ def log(*args):
 
 def parse_args():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--framework", required=True, choices=("tensorflow", "pytorch"))
+    p.add_argument("--framework", required=True, choices=("tensorflow", "tensorflow-xla", "pytorch"),
+                   help="tensorflow-xla: the same steps compiled by XLA (tf.function(jit_compile=True))")
     p.add_argument("--case", required=True, choices=CASES)
     p.add_argument("--threads", type=int, required=True)
     p.add_argument("--batch", type=int, default=32)
@@ -61,6 +62,8 @@ def parse_args():
         p.error("--steps must be >= 1")
     if a.case in ANTIALIASED and not a.data:
         p.error(f"--case {a.case} needs --data DIR")
+    if a.case in ANTIALIASED and a.framework == "tensorflow-xla":
+        p.error("XLA compiles model steps; the input pipeline (tf.data) has no XLA form: use --framework tensorflow")
     return a
 
 
@@ -145,8 +148,11 @@ def run_tensorflow(a):
     x = tf.random.uniform((a.batch, a.size, a.size, 3), -1.0, 1.0)
     y = tf.random.uniform((a.batch,), 0, a.classes, dtype=tf.int32)
 
+    # XLA fuses and compiles the whole step; plain tf.function runs TensorFlow's own kernels.
+    compiled = tf.function(jit_compile=a.framework == "tensorflow-xla")
+
     if a.case == "inference":
-        @tf.function
+        @compiled
         def step_fn(x):
             return model(x, training=False)
 
@@ -176,7 +182,7 @@ def run_tensorflow(a):
         # What Keras fit does, minus its overhead, and with the base held in inference mode:
         # fit/training=True would put the unfrozen BN layers in batch-statistics mode
         # (keras-team/keras#20285). Dropout runs in training mode.
-        @tf.function
+        @compiled
         def step_fn(x, y):
             with tf.GradientTape() as tape:
                 features = base(x, training=False)
@@ -350,7 +356,7 @@ def main():
     os.dup2(2, 1)
     sys.stdout = sys.stderr
 
-    run = run_tensorflow if a.framework == "tensorflow" else run_pytorch
+    run = run_pytorch if a.framework == "pytorch" else run_tensorflow
     version, (steps, images, seconds) = run(a)
 
     self_ru = resource.getrusage(resource.RUSAGE_SELF)

@@ -24,7 +24,8 @@ use crate::data::{download, ClassSelection, Dataset};
 use crate::error::Result;
 use crate::model::{hub, MobileNetV2, MobileNetV2Config};
 use crate::track::Tracker;
-use crate::train::{History, Phase, TrainConfig};
+use crate::recipe::Recipe;
+use crate::train::{History, Phase, Schedule, TrainConfig};
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -45,6 +46,11 @@ pub struct Settings {
     /// Adam's learning rate in phase 1 and in phase 2.
     pub lr1: f64,
     pub lr2: f64,
+    /// The learning-rate schedule and the label smoothing of both phases.
+    pub schedule: Schedule,
+    pub label_smoothing: f32,
+    /// Mirror training photos at random (the cache is kept: see [`Phase::random_flip`]).
+    pub random_flip: bool,
     /// The experiment's name: its own folder ([`Settings::work`]) and MLflow runs. Empty: the
     /// baseline, the original recipe.
     pub experiment: String,
@@ -104,8 +110,27 @@ impl Settings {
             unfreeze_last: 50,
             lr1: 1e-3,
             lr2: 1e-5,
+            schedule: Schedule::Constant,
+            label_smoothing: 0.0,
+            random_flip: false,
             experiment: String::new(),
         })
+    }
+
+    /// The learning rates, unfrozen layers, schedule and label smoothing of `recipe` (for example
+    /// [`Recipe::improved`]); the epochs stay these settings' own, as quick mode trains fewer.
+    pub fn with_recipe(self, recipe: &Recipe) -> Self {
+        let p1 = &recipe.feature_extraction;
+        let p2 = recipe.fine_tune.as_ref().unwrap_or(p1);
+        Self {
+            lr1: p1.optimizer.learning_rate,
+            lr2: p2.optimizer.learning_rate,
+            unfreeze_last: p2.unfreeze_last.unwrap_or(self.unfreeze_last),
+            schedule: p2.schedule,
+            label_smoothing: p2.label_smoothing,
+            random_flip: p2.random_flip,
+            ..self
+        }
     }
 
     /// These settings as experiment `name`: a folder, a checkpoint and MLflow runs of its own.
@@ -120,7 +145,7 @@ impl Settings {
     pub fn work(&self) -> PathBuf {
         use md5::{Digest, Md5};
         let what = format!(
-            "{:?} {:?} {:?} {} {} {} {} {} {} {} {}",
+            "{:?} {:?} {:?} {} {} {} {} {} {} {} {} {:?} {} {}",
             self.data,
             self.weights,
             self.classes,
@@ -131,7 +156,10 @@ impl Settings {
             self.epochs2,
             self.unfreeze_last,
             self.lr1,
-            self.lr2
+            self.lr2,
+            self.schedule,
+            self.label_smoothing,
+            self.random_flip
         );
         let digest = Md5::digest(what.as_bytes());
         let hex: String = digest[..4].iter().map(|b| format!("{b:02x}")).collect();
@@ -178,10 +206,12 @@ impl Settings {
     }
 
     /// The two phases with these settings' epochs, layers and learning rate.
-    pub fn recipe(&self) -> crate::recipe::Recipe {
-        crate::recipe::Recipe {
-            feature_extraction: Phase::feature_extraction(self.epochs1).with_learning_rate(self.lr1),
-            fine_tune: Some(Phase::fine_tune(self.unfreeze_last, self.epochs2, self.lr2)),
+    pub fn recipe(&self) -> Recipe {
+        let options = |phase: Phase| phase.with_schedule(self.schedule).with_label_smoothing(self.label_smoothing).with_random_flip(self.random_flip);
+        Recipe {
+            name: self.name().to_string(),
+            feature_extraction: options(Phase::feature_extraction(self.epochs1).with_learning_rate(self.lr1)),
+            fine_tune: Some(options(Phase::fine_tune(self.unfreeze_last, self.epochs2, self.lr2))),
         }
     }
 
@@ -208,6 +238,9 @@ impl Settings {
             ("unfreeze_last".to_string(), self.unfreeze_last.to_string()),
             ("lr1".to_string(), self.lr1.to_string()),
             ("lr2".to_string(), self.lr2.to_string()),
+            ("schedule".to_string(), format!("{:?}", self.schedule)),
+            ("label_smoothing".to_string(), self.label_smoothing.to_string()),
+            ("random_flip".to_string(), self.random_flip.to_string()),
         ];
         let name = format!("{}: {}", self.name(), notebook.trim_end_matches(".ipynb"));
         let note = format!("`{notebook}`, experiment `{}`.", self.name());
@@ -284,6 +317,9 @@ impl fmt::Display for Settings {
         writeln!(f, "weights:  {weights}")?;
         writeln!(f, "images:   {0}x{0}, batch {1}", self.image_size, self.batch_size)?;
         writeln!(f, "epochs:   {} frozen (lr {}) + {} fine-tuning (last {} layers, lr {})", self.epochs1, self.lr1, self.epochs2, self.unfreeze_last, self.lr2)?;
+        if self.schedule != Schedule::Constant || self.label_smoothing > 0.0 || self.random_flip {
+            writeln!(f, "options:  {:?} schedule, label smoothing {}, random flip {}", self.schedule, self.label_smoothing, self.random_flip)?;
+        }
         writeln!(f, "experiment: {}", self.name())?;
         write!(f, "work dir: {}", self.work().display())?;
         if !self.is_real() {

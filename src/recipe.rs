@@ -17,7 +17,7 @@ use std::path::Path;
 
 use crate::error::Result;
 use crate::track::{Tracker, DEFAULT_ALIAS};
-use crate::train::{Evaluation, Phase, Trainer};
+use crate::train::{Evaluation, Phase, Schedule, Trainer};
 
 /// The name the exported model is registered under in MLflow unless told otherwise.
 pub const REGISTERED_MODEL: &str = "food101-mobilenetv2";
@@ -28,6 +28,8 @@ pub const REPORTS: [&str; 6] = ["history.json", "history.svg", "evaluation.json"
 /// The two phases.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Recipe {
+    /// `original`, `improved`, or a name of one's own (MLflow's `recipe` param).
+    pub name: String,
     /// Phase 1: the head alone on the frozen base.
     pub feature_extraction: Phase,
     /// Phase 2, if any: the last layers of the base unfrozen.
@@ -35,14 +37,51 @@ pub struct Recipe {
 }
 
 impl Default for Recipe {
-    /// The original's: 10 epochs at Adam's default 1e-3, then 10 with the last 50 Keras layers
-    /// unfrozen at 1e-5.
     fn default() -> Self {
-        Self { feature_extraction: Phase::feature_extraction(10), fine_tune: Some(Phase::fine_tune(50, 10, 1e-5)) }
+        Self::original()
     }
 }
 
 impl Recipe {
+    /// The original project's: 10 epochs at Adam's default 1e-3, then 10 with the last 50 Keras
+    /// layers unfrozen at 1e-5, constant rates, plain cross-entropy.
+    pub fn original() -> Self {
+        Self { name: "original".into(), feature_extraction: Phase::feature_extraction(10), fine_tune: Some(Phase::fine_tune(50, 10, 1e-5)) }
+    }
+
+    /// IMPROVED_PLACEHOLDER
+    pub fn improved() -> Self {
+        let smoothing = 0.1;
+        let cosine = Schedule::Cosine { warmup_epochs: 1.0 };
+        Self {
+            name: "improved".into(),
+            feature_extraction: Phase::feature_extraction(10).with_schedule(cosine).with_label_smoothing(smoothing).with_random_flip(true),
+            fine_tune: Some(Phase::fine_tune(50, 10, 1e-4).with_schedule(cosine).with_label_smoothing(smoothing).with_random_flip(true)),
+        }
+    }
+
+    /// One line for logs and MLflow: the phases with their epochs, layers, rates and options.
+    pub fn describe(&self) -> String {
+        self.phases()
+            .iter()
+            .map(|p| {
+                let layers = p.unfreeze_last.map_or("base frozen".to_string(), |n| format!("last {n} layers"));
+                let mut line = format!("{} {} epochs, {layers}, Adam {:e}", p.name, p.epochs, p.optimizer.learning_rate);
+                if p.schedule != Schedule::Constant {
+                    line += &format!(", {:?}", p.schedule);
+                }
+                if p.label_smoothing > 0.0 {
+                    line += &format!(", label smoothing {}", p.label_smoothing);
+                }
+                if p.random_flip {
+                    line += ", random flip";
+                }
+                line
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
     /// The phases in order.
     pub fn phases(&self) -> Vec<&Phase> {
         [Some(&self.feature_extraction), self.fine_tune.as_ref()].into_iter().flatten().collect()

@@ -72,6 +72,53 @@ fn cached_activations_train_exactly_like_the_full_forward_pass() {
 }
 
 #[test]
+fn random_flips_train_exactly_the_same_from_the_cache_as_from_the_images() {
+    let s = setup(Spec::default());
+    let (extract, fine_tune) = (phase1().with_random_flip(true), phase2(2).with_random_flip(true));
+    let mut cached = s.trainer(s.train_config("cached"));
+    cached.prepare_caches(&[&extract, &fine_tune]).unwrap();
+    cached.fit(extract.clone()).unwrap();
+    cached.fit(fine_tune.clone()).unwrap();
+    let mut uncached = s.trainer(TrainConfig { cache: false, ..s.train_config("uncached") });
+    uncached.fit(extract).unwrap();
+    uncached.fit(fine_tune).unwrap();
+    assert_same_history(cached.history(), uncached.history(), 1e-4);
+    // Two plain caches and two of the mirrored training photos.
+    assert_eq!(cache_folders(&s.dir.path().join("features")), 4);
+
+    let mut plain = s.trainer(s.train_config("plain"));
+    plain.fit(phase1()).unwrap();
+    plain.fit(phase2(2)).unwrap();
+    let (a, b) = (plain.history().epochs.last().unwrap(), cached.history().epochs.last().unwrap());
+    assert!((a.loss - b.loss).abs() > 1e-6, "the flips changed what trained: {a} vs {b}");
+}
+
+#[test]
+fn a_mirror_image_reverses_each_row_left_to_right() {
+    use food101::candle_core::Tensor;
+    let x = Tensor::arange(0f32, 12.0, &Device::Cpu).unwrap().reshape((1, 2, 2, 3)).unwrap();
+    let m = food101::train::features::mirror(&x).unwrap();
+    assert_eq!(m.flatten_all().unwrap().to_vec1::<f32>().unwrap(), [2., 1., 0., 5., 4., 3., 8., 7., 6., 11., 10., 9.]);
+}
+
+#[test]
+fn label_smoothing_spreads_the_target_over_the_classes() {
+    use food101::candle_core::Tensor;
+    use food101::train::cross_entropy;
+    let log_probs = Tensor::new(&[[0.7f32, 0.2, 0.1], [0.25, 0.5, 0.25]], &Device::Cpu).unwrap().log().unwrap();
+    let labels = Tensor::new(&[0u32, 1], &Device::Cpu).unwrap();
+    let loss = |s: f64| cross_entropy(&log_probs, &labels, s).unwrap().to_scalar::<f32>().unwrap() as f64;
+    let plain = -(0.7f64.ln() + 0.5f64.ln()) / 2.0;
+    assert!((loss(0.0) - plain).abs() < 1e-6);
+    // Target (1 - s) one-hot + s / K everywhere.
+    let s = 0.3;
+    let target = |y: usize, k: usize| if k == y { 1.0 - s + s / 3.0 } else { s / 3.0 };
+    let rows = [[0.7f64, 0.2, 0.1], [0.25, 0.5, 0.25]];
+    let want = rows.iter().enumerate().map(|(y, p)| -(0..3).map(|k| target(y, k) * p[k].ln()).sum::<f64>()).sum::<f64>() / 2.0;
+    assert!((loss(s) - want).abs() < 1e-6, "{} vs {want}", loss(s));
+}
+
+#[test]
 fn prepared_caches_fill_both_phases_in_one_pass_and_train_the_same() {
     let s = setup(Spec::default());
     let features = s.dir.path().join("features");
@@ -285,4 +332,37 @@ fn food101_predict_gives_the_probabilities_the_evaluation_gave_on_real_photos() 
     }
     println!("{} photos, probabilities differ by up to {largest}", evaluated.len());
     assert!(largest < 1e-5, "probabilities differ by up to {largest}");
+}
+
+#[test]
+fn food101_train_runs_the_improved_recipe_with_one_knob_changed() {
+    let s = setup(Spec::default());
+    let (out, history) = (s.dir.path().join("run"), s.dir.path().join("history.json"));
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_food101"))
+        .args(["train", "--recipe", "improved", "--label-smoothing", "0.2", "--image-size", "48", "--epochs1", "2", "--epochs2", "2", "--batch", "8", "--no-mlflow"])
+        .arg("--data")
+        .arg(s.dir.path().join("data"))
+        .arg("--weights")
+        .arg(&s.weights)
+        .arg("--out")
+        .arg(&out)
+        .arg("--history-json")
+        .arg(&history)
+        .env("FOOD101_CACHE", s.dir.path().join("cache"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{text}{}", String::from_utf8_lossy(&output.stderr));
+    let recipe = text.lines().find(|l| l.starts_with("recipe:")).expect("the recipe is printed");
+    for part in ["fine_tune 2 epochs, last 50 layers, Adam 1e-4", "Cosine", "label smoothing 0.2", "random flip"] {
+        assert!(recipe.contains(part), "{part:?} missing from {recipe:?}");
+    }
+    assert!(text.contains("of the mirrored training photos"), "the mirrored photos are cached:\n{text}");
+    // Warm-up then cosine within each phase: each ends at the full rate after its first epoch, and
+    // below it after the second.
+    let history = History::load(&history).unwrap();
+    let rates: Vec<f64> = history.epochs.iter().map(|e| e.learning_rate).collect();
+    assert_eq!(rates.len(), 4);
+    assert!((rates[0] - 1e-3).abs() < 1e-12 && (rates[2] - 1e-4).abs() < 1e-12, "{rates:?}");
+    assert!(rates[1] < rates[0] && rates[3] < rates[2], "{rates:?}");
 }

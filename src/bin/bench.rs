@@ -24,6 +24,8 @@ use serde::{Deserialize, Serialize};
 #[derive(Parser, Clone)]
 #[command(about = "food101 vs TensorFlow vs PyTorch on MobileNetV2, CPU")]
 struct Args {
+    /// food101, tensorflow, tensorflow-xla (its model steps compiled by XLA; not the etl cases),
+    /// pytorch. Ratios against TensorFlow take the faster of tensorflow and tensorflow-xla.
     #[arg(long, default_value = "food101,tensorflow,pytorch", value_delimiter = ',')]
     frameworks: Vec<String>,
     /// inference, head, phase2, full; etl and etl-aa (need --data) time the input pipeline with
@@ -244,6 +246,14 @@ fn run_one(args: &Args, framework: &str, case: &str, threads: usize) -> Result<M
     Ok(serde_json::from_str(line)?)
 }
 
+/// The CPU's model name as /proc/cpuinfo gives it (Linux), else the architecture.
+fn cpu_model() -> String {
+    let info = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    info.lines()
+        .find_map(|l| l.strip_prefix("model name").and_then(|rest| rest.split_once(':')).map(|(_, name)| name.trim().to_string()))
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
 /// The run with the median images/s (the upper middle of an even count).
 fn median(mut runs: Vec<Measurement>) -> Option<Measurement> {
     runs.sort_by(|a, b| a.images_per_s.total_cmp(&b.images_per_s));
@@ -262,12 +272,17 @@ fn main() -> Result<()> {
         None => {}
     }
     let mut results = Vec::new();
-    println!("{:<11} {:<9} {:>3} {:>5} {:>10} {:>10} {:>9}", "framework", "case", "thr", "batch", "img/s", "peak MB", "GFLOP/s");
+    let cpu = cpu_model();
+    println!("CPU: {cpu}, {} usable cores", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!("{:<14} {:<9} {:>3} {:>5} {:>10} {:>10} {:>9}", "framework", "case", "thr", "batch", "img/s", "peak MB", "GFLOP/s");
     for &threads in &args.threads {
         for case in &args.cases {
             let mut runs: Vec<Vec<Measurement>> = vec![Vec::new(); args.frameworks.len()];
             for _ in 0..args.repeat.max(1) {
                 for (framework, runs) in args.frameworks.iter().zip(&mut runs) {
+                    if framework == "tensorflow-xla" && case.starts_with("etl") {
+                        continue; // tf.data has no XLA form
+                    }
                     match run_one(&args, framework, case, threads) {
                         Ok(m) => runs.push(m),
                         Err(e) => eprintln!("{framework} {case} x{threads}: {e:#}"),
@@ -277,7 +292,7 @@ fn main() -> Result<()> {
             for m in runs.into_iter().filter_map(median) {
                 let gflops = m.gflops.map(|g| format!("{g:.1}")).unwrap_or_default();
                 println!(
-                    "{:<11} {:<9} {:>3} {:>5} {:>10.1} {:>10.0} {:>9}",
+                    "{:<14} {:<9} {:>3} {:>5} {:>10.1} {:>10.0} {:>9}",
                     m.framework, m.case, m.threads, m.batch, m.images_per_s, m.peak_rss_mb, gflops
                 );
                 results.push(m);
@@ -286,20 +301,22 @@ fn main() -> Result<()> {
     }
     println!("\nratios food101 / peer (images/s; > 1 means food101 is faster):");
     for m in results.iter().filter(|m| m.framework == "food101") {
-        let ratio = |peer: &str| {
+        // The strongest of the named peers on this case.
+        let ratio = |peers: &[&str]| {
             results
                 .iter()
-                .find(|p| p.framework == peer && p.case == m.case && p.threads == m.threads)
-                .map(|p| format!("{:.2}x (peak RSS {:.2}x)", m.images_per_s / p.images_per_s, m.peak_rss_mb / p.peak_rss_mb))
+                .filter(|p| peers.contains(&p.framework.as_str()) && p.case == m.case && p.threads == m.threads)
+                .max_by(|a, b| a.images_per_s.total_cmp(&b.images_per_s))
+                .map(|p| format!("{:.2}x (peak RSS {:.2}x{})", m.images_per_s / p.images_per_s, m.peak_rss_mb / p.peak_rss_mb, if p.framework == "tensorflow-xla" { ", XLA" } else { "" }))
                 .unwrap_or_else(|| "-".into())
         };
-        println!("  {:<9} x{}: vs TensorFlow {}   vs PyTorch {}", m.case, m.threads, ratio("tensorflow"), ratio("pytorch"));
+        println!("  {:<9} x{}: vs TensorFlow {}   vs PyTorch {}", m.case, m.threads, ratio(&["tensorflow", "tensorflow-xla"]), ratio(&["pytorch"]));
     }
     for &threads in &args.threads {
         println!("matmul peak ({threads} thread(s)): {:.1} GFLOP/s single precision", matmul_peak(threads)?);
     }
     if let Some(path) = &args.json {
-        std::fs::write(path, serde_json::to_string_pretty(&serde_json::json!({ "results": results }))?)?;
+        std::fs::write(path, serde_json::to_string_pretty(&serde_json::json!({ "cpu": cpu, "results": results }))?)?;
         println!("wrote {}", path.display());
     }
     Ok(())

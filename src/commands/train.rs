@@ -9,7 +9,20 @@ use food101::data::{download, Augment, ClassSelection, Dataset};
 use food101::model::{hub, MobileNetV2};
 use food101::recipe::{self, Recipe};
 use food101::track::Tracker;
-use food101::train::{Phase, TrainConfig, Trainer};
+use food101::train::{Schedule, TrainConfig, Trainer};
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum RecipeName {
+    Original,
+    Improved,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ScheduleName {
+    Constant,
+    /// One epoch of linear warm-up, then a cosine decay to 0.
+    Cosine,
+}
 
 #[derive(clap::Args)]
 pub struct TrainArgs {
@@ -25,19 +38,34 @@ pub struct TrainArgs {
     /// Fraction of each class's images to use, in both splits.
     #[arg(long, default_value_t = 1.0)]
     fraction: f64,
-    /// Phase 1 (frozen base) epochs.
-    #[arg(long, default_value_t = 10)]
-    epochs1: usize,
-    /// Phase 2 (fine-tuning) epochs.
-    #[arg(long, default_value_t = 10)]
-    epochs2: usize,
-    /// Keras layers of the base that train in phase 2.
-    #[arg(long, default_value_t = 50)]
-    unfreeze_last: usize,
-    #[arg(long, default_value_t = 1e-3)]
-    lr1: f64,
-    #[arg(long, default_value_t = 1e-5)]
-    lr2: f64,
+    /// The recipe: `original` (the Keras project's) or `improved` (see `Recipe::improved`); the
+    /// options below change one knob of it.
+    #[arg(long, value_enum, default_value_t = RecipeName::Original)]
+    recipe: RecipeName,
+    /// Phase 1 (frozen base) epochs [recipe: 10].
+    #[arg(long)]
+    epochs1: Option<usize>,
+    /// Phase 2 (fine-tuning) epochs [recipe: 10].
+    #[arg(long)]
+    epochs2: Option<usize>,
+    /// Keras layers of the base that train in phase 2 [recipe: 50].
+    #[arg(long)]
+    unfreeze_last: Option<usize>,
+    /// Phase 1 learning rate [recipe: 1e-3].
+    #[arg(long)]
+    lr1: Option<f64>,
+    /// Phase 2 learning rate [original: 1e-5].
+    #[arg(long)]
+    lr2: Option<f64>,
+    /// Label smoothing of the loss in both phases [original: 0].
+    #[arg(long)]
+    label_smoothing: Option<f32>,
+    /// Learning-rate schedule in both phases [original: constant].
+    #[arg(long, value_enum)]
+    schedule: Option<ScheduleName>,
+    /// Mirror training photos at random, cache kept, in both phases [original: false].
+    #[arg(long)]
+    random_flip: Option<bool>,
     #[arg(long, default_value_t = 32, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
     batch: usize,
     /// Input size in pixels (square); smaller is faster, 224 is what the weights were trained at.
@@ -70,7 +98,38 @@ pub struct TrainArgs {
 }
 
 /// The whole recipe and the identity of the data and weights, as MLflow params.
-fn params(args: &TrainArgs, root: &std::path::Path, dataset: &Dataset, weights: &std::path::Path, model: &MobileNetV2) -> Vec<(String, String)> {
+/// The chosen recipe with the knobs given on the command line.
+fn recipe(args: &TrainArgs) -> Recipe {
+    let mut recipe = match args.recipe {
+        RecipeName::Original => Recipe::original(),
+        RecipeName::Improved => Recipe::improved(),
+    };
+    let p1 = &mut recipe.feature_extraction;
+    p1.epochs = args.epochs1.unwrap_or(p1.epochs);
+    p1.optimizer.learning_rate = args.lr1.unwrap_or(p1.optimizer.learning_rate);
+    if let Some(p2) = &mut recipe.fine_tune {
+        p2.epochs = args.epochs2.unwrap_or(p2.epochs);
+        p2.unfreeze_last = args.unfreeze_last.or(p2.unfreeze_last);
+        p2.optimizer.learning_rate = args.lr2.unwrap_or(p2.optimizer.learning_rate);
+    }
+    if args.epochs2 == Some(0) {
+        recipe.fine_tune = None;
+    }
+    for phase in [Some(&mut recipe.feature_extraction), recipe.fine_tune.as_mut()].into_iter().flatten() {
+        phase.label_smoothing = args.label_smoothing.unwrap_or(phase.label_smoothing);
+        phase.random_flip = args.random_flip.unwrap_or(phase.random_flip);
+        phase.schedule = match args.schedule {
+            None => phase.schedule,
+            Some(ScheduleName::Constant) => Schedule::Constant,
+            Some(ScheduleName::Cosine) => Schedule::Cosine { warmup_epochs: 1.0 },
+        };
+    }
+    recipe
+}
+
+fn params(args: &TrainArgs, recipe: &Recipe, root: &std::path::Path, dataset: &Dataset, weights: &std::path::Path, model: &MobileNetV2) -> Vec<(String, String)> {
+    let p1 = &recipe.feature_extraction;
+    let p2 = recipe.fine_tune.as_ref();
     let md5 = download::md5_file(weights).unwrap_or_else(|e| format!("unreadable: {e}"));
     [
         ("data", root.display().to_string()),
@@ -84,11 +143,15 @@ fn params(args: &TrainArgs, root: &std::path::Path, dataset: &Dataset, weights: 
         ("model", model.name()),
         ("image_size", args.image_size.to_string()),
         ("batch_size", args.batch.to_string()),
-        ("epochs1", args.epochs1.to_string()),
-        ("epochs2", args.epochs2.to_string()),
-        ("lr1", args.lr1.to_string()),
-        ("lr2", args.lr2.to_string()),
-        ("unfreeze_last", args.unfreeze_last.to_string()),
+        ("recipe", recipe.name.clone()),
+        ("epochs1", p1.epochs.to_string()),
+        ("epochs2", p2.map_or(0, |p| p.epochs).to_string()),
+        ("lr1", p1.optimizer.learning_rate.to_string()),
+        ("lr2", p2.map_or("none".into(), |p| p.optimizer.learning_rate.to_string())),
+        ("unfreeze_last", p2.and_then(|p| p.unfreeze_last).map_or("none".into(), |n| n.to_string())),
+        ("schedule", format!("{:?}", p1.schedule)),
+        ("label_smoothing", p1.label_smoothing.to_string()),
+        ("random_flip", p1.random_flip.to_string()),
         ("dropout", food101::ClassifierHead::DEFAULT_DROPOUT.to_string()),
         ("augment", args.augment.to_string()),
         ("cache", (!args.no_cache).to_string()),
@@ -129,16 +192,15 @@ pub fn run(args: TrainArgs, device: &Device) -> Result<()> {
         resume: args.resume,
         ..TrainConfig::default()
     };
+    let recipe = recipe(&args);
+    println!("recipe: {}", recipe.describe());
     let tracker = if args.no_mlflow {
         None
     } else {
-        let note = format!(
-            "Transfer learning on MobileNetV2: {} epochs with the base frozen, then {} with the last {} layers unfrozen (lr {}).",
-            args.epochs1, args.epochs2, args.unfreeze_last, args.lr2
-        );
-        Some(Tracker::start("food101-train", params(&args, &root, &dataset, &weights, &model), &note, None)?)
+        let note = format!("Transfer learning on MobileNetV2, the {} recipe: {}.", recipe.name, recipe.describe());
+        Some(Tracker::start("food101-train", params(&args, &recipe, &root, &dataset, &weights, &model), &note, None)?)
     };
-    let result = train(&args, model, dataset, config, &out, tracker.clone());
+    let result = train(&args, &recipe, model, dataset, config, &out, tracker.clone());
     if let Some(tracker) = &tracker {
         let delivered = tracker.finish(result.is_ok())?;
         match tracker.run_url() {
@@ -149,15 +211,11 @@ pub fn run(args: TrainArgs, device: &Device) -> Result<()> {
     result
 }
 
-fn train(args: &TrainArgs, model: MobileNetV2, dataset: Dataset, config: TrainConfig, out: &std::path::Path, tracker: Option<Tracker>) -> Result<()> {
+fn train(args: &TrainArgs, recipe: &Recipe, model: MobileNetV2, dataset: Dataset, config: TrainConfig, out: &std::path::Path, tracker: Option<Tracker>) -> Result<()> {
     let mut trainer = Trainer::new(model, dataset, config)?;
     if let Some(tracker) = &tracker {
         trainer.add_callback(tracker.clone());
     }
-    let recipe = Recipe {
-        feature_extraction: Phase::feature_extraction(args.epochs1).with_learning_rate(args.lr1),
-        fine_tune: (args.epochs2 > 0).then(|| Phase::fine_tune(args.unfreeze_last, args.epochs2, args.lr2)),
-    };
     recipe.fit(&mut trainer)?;
     let evaluation = recipe::finish(&mut trainer, out, tracker.as_ref(), &args.register_as)?;
     println!("validation: accuracy {:.4}, top-5 {:.4}, loss {:.4}", evaluation.accuracy, evaluation.top5, evaluation.loss);

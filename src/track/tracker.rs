@@ -300,6 +300,9 @@ impl Callback for Tracker {
             pair("beta_1", phase.optimizer.beta_1),
             pair("beta_2", phase.optimizer.beta_2),
             pair("epsilon", phase.optimizer.epsilon),
+            pair("schedule", format!("{:?}", phase.schedule)),
+            pair("label_smoothing", phase.label_smoothing),
+            pair("random_flip", phase.random_flip),
         ];
         // A phase that an interrupted cell had begun continues in its run.
         if !s.open_runs.contains(&run) {

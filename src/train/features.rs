@@ -23,8 +23,9 @@ use crate::model::MobileNetV2;
 /// The cache's name for the activations at the input of unit `start`: a digest of everything they
 /// depend on (the frozen weights, the model configuration, the cut point, the preprocessing and
 /// the image files), with that description in readable form.
-pub fn key(model: &MobileNetV2, dataset: &Dataset, preprocessor: &Preprocessor, start: usize) -> Result<(String, serde_json::Value)> {
-    let describe = json!({
+/// With `mirrored`, of the photos' mirror images.
+pub fn key(model: &MobileNetV2, dataset: &Dataset, preprocessor: &Preprocessor, start: usize, mirrored: bool) -> Result<(String, serde_json::Value)> {
+    let mut describe = json!({
         "model": model.config(),
         "cut_unit": start,
         "data_format": model.data_format_at(start),
@@ -35,6 +36,9 @@ pub fn key(model: &MobileNetV2, dataset: &Dataset, preprocessor: &Preprocessor, 
         "train_images": dataset.train.len(),
         "validation_images": dataset.validation.len(),
     });
+    if mirrored {
+        describe["mirrored"] = json!(true);
+    }
     let mut h = Md5::new();
     h.update(describe.to_string());
     for (name, t) in model.unit_variables(0..start) {
@@ -53,18 +57,20 @@ pub fn key(model: &MobileNetV2, dataset: &Dataset, preprocessor: &Preprocessor, 
 /// The caches `root/<key>` of `wanted` `(start unit, key, description)`, sorted by start: opened
 /// when complete, the missing ones built in one pass over each split through the frozen `model`
 /// (pooled features where the start is the end of the base). Returns `(train, validation)`.
+/// With `mirrored`, of the training photos' mirror images only (validation sees photos as they are).
 pub fn build_at(
     model: &MobileNetV2,
     dataset: &Dataset,
     pipeline: &PipelineConfig,
     root: &Path,
     wanted: &[(usize, String, serde_json::Value)],
+    mirrored: bool,
     verbose: bool,
 ) -> Result<(Vec<FeatureStore>, Vec<FeatureStore>)> {
     let n = model.num_units();
     let targets: Vec<(PathBuf, serde_json::Value)> = wanted.iter().map(|(_, key, describe)| (root.join(key), describe.clone())).collect();
     let compute = |x: &Tensor| -> Result<Vec<Tensor>> {
-        let (mut y, mut at, mut outs) = (x.clone(), 0, Vec::new());
+        let (mut y, mut at, mut outs) = (if mirrored { mirror(x)? } else { x.clone() }, 0, Vec::new());
         for &(cut, ..) in wanted {
             y = model.forward_units(&y, at..cut)?;
             at = cut;
@@ -73,9 +79,19 @@ pub fn build_at(
         Ok(outs)
     };
     let plain = |samples: &[crate::data::Sample]| DataLoader::new(samples.to_vec(), pipeline.clone(), model.device());
+    if mirrored {
+        return Ok((FeatureStore::open_or_build_all(&targets, "train", &plain(&dataset.train), verbose, compute)?, Vec::new()));
+    }
     let train = FeatureStore::open_or_build_all(&targets, "train", &plain(&dataset.train), verbose, compute)?;
     let validation = FeatureStore::open_or_build_all(&targets, "validation", &plain(&dataset.validation), verbose, compute)?;
     Ok((train, validation))
+}
+
+/// Images `[B, C, H, W]` mirrored left to right (Keras' `RandomFlip("horizontal")` when it flips).
+pub fn mirror(images: &Tensor) -> Result<Tensor> {
+    let width = images.dim(3)?;
+    let reversed = Tensor::from_vec((0..width as u32).rev().collect::<Vec<_>>(), width, images.device())?;
+    Ok(images.index_select(&reversed, 3)?)
 }
 
 /// What a cache file holds; written last, so a cache without it is incomplete and rebuilt.
@@ -174,6 +190,11 @@ impl FeatureStore {
         }
         let row_len = meta.shape.iter().product();
         Ok(Self { file: File::open(data_path)?, path: data_path.to_path_buf(), meta, row_len, rows, reused })
+    }
+
+    /// The sample index (in the loader the cache was built from) of row `row`.
+    pub fn sample_of(&self, row: usize) -> usize {
+        self.meta.samples[row]
     }
 
     /// The row holding sample `index` of the loader the cache was built from.

@@ -10,6 +10,7 @@ pub mod history;
 pub mod metrics;
 pub mod phase;
 pub mod progress;
+pub mod schedule;
 mod source;
 pub mod trainer;
 
@@ -19,4 +20,5 @@ pub use history::{EpochRecord, History, PhaseRecord};
 pub use metrics::{Evaluation, Metrics, PredictionRecord};
 pub use phase::Phase;
 pub use progress::Progress;
-pub use trainer::{Callback, TrainConfig, Trainer};
+pub use schedule::Schedule;
+pub use trainer::{cross_entropy, Callback, TrainConfig, Trainer};

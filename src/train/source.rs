@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use candle_core::Device;
+use candle_core::{Device, Tensor};
 use md5::{Digest, Md5};
 
 use super::features::FeatureStore;
@@ -17,6 +17,16 @@ pub(crate) struct Source {
     pub cached: Option<(Arc<FeatureStore>, Arc<FeatureStore>)>,
     pub train: DataLoader,
     pub validation: DataLoader,
+    /// Random horizontal flips of training images: each image of an epoch is mirrored or not by
+    /// a coin of the seed, the epoch and the image; cached, the mirrored rows come from here.
+    pub flip: Option<Flip>,
+}
+
+pub(crate) enum Flip {
+    /// Mirror the images of each batch.
+    Images,
+    /// Take mirrored images' rows from this cache of the mirrored training photos.
+    Cached(Arc<FeatureStore>),
 }
 
 impl Source {
@@ -38,19 +48,87 @@ impl Source {
                 // The loader's own order, so that cached and uncached runs see the same batches.
                 let rows: Vec<usize> = loader.order(epoch).into_iter().filter_map(|i| store.row_of(i)).collect();
                 for (b, chunk) in rows.chunks(loader.config().batch_size).enumerate() {
-                    f(b, store.batch(chunk, &Device::Cpu)?)?;
+                    let batch = match (&self.flip, train) {
+                        (Some(Flip::Cached(mirrored)), true) => self.mixed_batch(store, mirrored, chunk, epoch)?,
+                        _ => store.batch(chunk, &Device::Cpu)?,
+                    };
+                    f(b, batch)?;
                 }
                 Ok(store.skipped().len())
             }
             None => {
                 let mut batches = loader.epoch(epoch);
                 for (b, batch) in batches.by_ref().enumerate() {
-                    f(b, batch?)?;
+                    let mut batch = batch?;
+                    if train && self.flip.is_some() {
+                        let flips: Vec<bool> = batch.indices.iter().map(|&i| self.flips(epoch, i)).collect();
+                        batch.images = mirror_where(&batch.images, &flips)?;
+                    }
+                    f(b, batch)?;
                 }
                 Ok(batches.stats().skipped.len())
             }
         }
     }
+
+    /// Whether image `index` is mirrored in `epoch`.
+    fn flips(&self, epoch: u64, index: usize) -> bool {
+        // A seed of its own (the "flip" tag), so that flips do not follow the dropout masks.
+        mix(self.train.config().seed ^ 0x666c_6970, epoch, index as u64) & 1 == 1
+    }
+
+    /// The cached rows `rows` (of `plain`), in their order, those whose coin says so from
+    /// `mirrored` instead: the batch the images would give, dropout masks included.
+    fn mixed_batch(&self, plain: &FeatureStore, mirrored: &FeatureStore, rows: &[usize], epoch: u64) -> Result<Batch> {
+        let (mut kept, mut flipped, mut from) = (Vec::new(), Vec::new(), Vec::with_capacity(rows.len()));
+        for &row in rows {
+            let sample = plain.sample_of(row);
+            match mirrored.row_of(sample).filter(|_| self.flips(epoch, sample)) {
+                Some(m) => {
+                    from.push((true, flipped.len()));
+                    flipped.push(m);
+                }
+                None => {
+                    from.push((false, kept.len()));
+                    kept.push(row);
+                }
+            }
+        }
+        if flipped.is_empty() {
+            return plain.batch(&kept, &Device::Cpu);
+        }
+        let (kept_batch, flipped_batch) = (plain.batch(&kept, &Device::Cpu)?, mirrored.batch(&flipped, &Device::Cpu)?);
+        // Both parts stacked, then put back in the rows' order.
+        let order: Vec<u32> = from.iter().map(|&(f, i)| if f { kept.len() + i } else { i } as u32).collect();
+        let order = Tensor::from_vec(order, rows.len(), &Device::Cpu)?;
+        let both = |a: &Tensor, b: &Tensor| -> Result<Tensor> { Ok(Tensor::cat(&[a, b], 0)?.index_select(&order, 0)?) };
+        let indices: Vec<usize> = kept_batch.indices.iter().chain(&flipped_batch.indices).copied().collect();
+        Ok(Batch {
+            images: both(&kept_batch.images, &flipped_batch.images)?,
+            labels: both(&kept_batch.labels, &flipped_batch.labels)?,
+            indices: from.iter().map(|&(f, i)| indices[if f { kept.len() + i } else { i }]).collect(),
+        })
+    }
+}
+
+/// The images `[B, C, H, W]` whose `flips` entry is true mirrored left to right.
+fn mirror_where(images: &Tensor, flips: &[bool]) -> Result<Tensor> {
+    if !flips.contains(&true) {
+        return Ok(images.clone());
+    }
+    let rows = flips
+        .iter()
+        .enumerate()
+        .map(|(i, &flip)| {
+            let row = images.narrow(0, i, 1)?;
+            if flip {
+                super::features::mirror(&row)
+            } else {
+                Ok(row)
+            }
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Tensor::cat(&rows, 0)?)
 }
 
 /// A seed for one use of randomness, from the run's seed, the epoch and the batch.

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use candle_core::Var;
+use candle_core::{Tensor, Var};
 use candle_nn::{ops::log_softmax, VarMap};
 use rand::SeedableRng;
 
@@ -16,7 +16,7 @@ use super::history::{EpochRecord, History, PhaseRecord};
 use super::metrics::{Evaluation, Metrics};
 use super::phase::Phase;
 use super::progress::Progress;
-use super::source::{mix, Source};
+use super::source::{mix, Flip, Source};
 use crate::data::{Augment, DataLoader, Dataset, PipelineConfig, Preprocessor};
 use crate::error::{Error, Result};
 use crate::export::{self, FinalEvaluation};
@@ -94,7 +94,8 @@ pub struct Trainer {
     /// which `evaluate` returns instead of running the same pass again.
     validated: Option<Evaluation>,
     /// The activation caches opened so far, with their keys.
-    cached: Vec<(String, Arc<FeatureStore>, Arc<FeatureStore>)>,
+    /// (A mirrored cache has no validation store: validation sees the photos as they are.)
+    cached: Vec<(String, Arc<FeatureStore>, Option<Arc<FeatureStore>>)>,
     callbacks: Vec<Box<dyn Callback>>,
 }
 
@@ -306,13 +307,13 @@ impl Trainer {
     /// The epochs of a phase; returns the seconds spent building caches now, and the seconds of
     /// frozen computation each epoch was spared.
     fn run_phase(&mut self, phase: &Phase, adam: &mut Adam, done: usize) -> Result<(f64, f64)> {
-        let (source, cache_seconds) = self.source()?;
+        let (source, cache_seconds) = self.source(phase.random_flip)?;
         let saved_per_epoch = source.cached.as_ref().map_or(0.0, |(t, v)| t.build_seconds() + v.build_seconds());
         for _ in done..phase.epochs {
             let epoch = self.history.epochs.len() + 1;
             let started = Instant::now();
             self.validated = None;
-            let (metrics, skipped_train) = match self.train_epoch(&source, adam, epoch) {
+            let (metrics, skipped_train) = match self.train_epoch(&source, phase, adam, epoch) {
                 Err(Error::Diverged { epoch, batch, loss, .. }) => return Err(self.recover(epoch, batch, loss)),
                 other => other?,
             };
@@ -328,7 +329,7 @@ impl Trainer {
                 val_loss: evaluation.loss,
                 val_accuracy: evaluation.accuracy,
                 val_top5: evaluation.top5,
-                learning_rate: phase.optimizer.learning_rate,
+                learning_rate: adam.config.learning_rate,
                 seconds: started.elapsed().as_secs_f64(),
                 skipped: skipped_train + evaluation.skipped,
             };
@@ -342,19 +343,23 @@ impl Trainer {
         Ok((cache_seconds, saved_per_epoch))
     }
 
-    fn train_epoch(&self, source: &Source, adam: &mut Adam, epoch: usize) -> Result<(Metrics, usize)> {
+    /// One epoch of updates; the learning rate of each is the phase's schedule applied to the
+    /// optimizer's count of updates in this phase (restored with a checkpoint).
+    fn train_epoch(&self, source: &Source, phase: &Phase, adam: &mut Adam, epoch: usize) -> Result<(Metrics, usize)> {
         let units = source.start..self.model.num_units();
         let mut metrics = Metrics::default();
         let mut progress = Progress::new(format!("epoch {epoch}"), source.len(true), self.config.verbose);
+        let steps_per_epoch = source.len(true).div_ceil(self.config.batch_size) as u64;
         let skipped = source.for_each(true, epoch as u64, |b, batch| {
             let x = self.model.forward_units(&batch.images, units.clone())?;
             let mut rng = rand::rngs::StdRng::seed_from_u64(mix(self.config.seed, epoch as u64, b as u64));
             let log_probs = log_softmax(&self.head.forward_train(&x, &mut rng)?, 1)?;
-            let loss = candle_nn::loss::nll(&log_probs, &batch.labels)?;
+            let loss = cross_entropy(&log_probs, &batch.labels, f64::from(phase.label_smoothing))?;
             let value = loss.to_scalar::<f32>()?;
             if !value.is_finite() {
                 return Err(Error::Diverged { epoch, batch: b + 1, loss: value, recovery: String::new() });
             }
+            adam.config.learning_rate = phase.optimizer.learning_rate * phase.schedule.factor(adam.iterations, steps_per_epoch, phase.epochs);
             adam.step(&loss.backward()?)?;
             metrics.update(&log_probs.to_vec2()?, &batch.labels.to_vec1()?);
             progress.inc(batch.indices.len(), || format!("loss {:.4} acc {:.4}", metrics.loss(), metrics.accuracy()));
@@ -401,7 +406,7 @@ impl Trainer {
         let evaluation = match self.validated.clone() {
             Some(evaluation) => evaluation,
             None => {
-                let (source, _) = self.source()?;
+                let (source, _) = self.source(false)?;
                 let restore = self.optimizer.as_ref().map(|(p, _)| p.clone());
                 let evaluation = self.validate(&source);
                 if let Some(phase) = restore {
@@ -416,17 +421,33 @@ impl Trainer {
     }
 
     /// Batches for the current trainable layers: cached activations when allowed (built now if
-    /// missing, with the seconds that took), else the images.
-    fn source(&mut self) -> Result<(Source, f64)> {
+    /// missing, with the seconds that took), else the images; with `random_flip`, training
+    /// images mirrored at random (from a cache of the mirrored photos when caching).
+    fn source(&mut self, random_flip: bool) -> Result<(Source, f64)> {
         let train = DataLoader::new(self.dataset.train.clone(), self.pipeline(true, true), self.model.device());
         let validation = DataLoader::new(self.dataset.validation.clone(), self.pipeline(false, false), self.model.device());
         if !self.caching() {
-            return Ok((Source { start: 0, cached: None, train, validation }, 0.0));
+            let flip = random_flip.then_some(Flip::Images);
+            return Ok((Source { start: 0, cached: None, train, validation, flip }, 0.0));
         }
         let start = self.model.first_trainable_unit();
-        let (built, keys) = self.caches_at(&[start])?;
-        let (_, t, v) = self.cached.iter().find(|(k, ..)| *k == keys[0]).expect("caches_at keeps what it opens");
-        Ok((Source { start, cached: Some((t.clone(), v.clone())), train, validation }, built))
+        let (mut built, keys) = self.caches_at(&[start], false)?;
+        let (t, v) = self.opened(&keys[0]);
+        let cached = Some((t, v.expect("a plain cache has its validation split")));
+        let flip = if random_flip {
+            let (seconds, keys) = self.caches_at(&[start], true)?;
+            built += seconds;
+            Some(Flip::Cached(self.opened(&keys[0]).0))
+        } else {
+            None
+        };
+        Ok((Source { start, cached, train, validation, flip }, built))
+    }
+
+    /// The cache opened under `key`: training and (unless mirrored) validation stores.
+    fn opened(&self, key: &str) -> (Arc<FeatureStore>, Option<Arc<FeatureStore>>) {
+        let (_, t, v) = self.cached.iter().find(|(k, ..)| k == key).expect("caches_at keeps what it opens");
+        (t.clone(), v.clone())
     }
 
     fn caching(&self) -> bool {
@@ -441,26 +462,32 @@ impl Trainer {
         if !self.caching() {
             return Ok(());
         }
-        let mut starts = Vec::new();
+        let (mut starts, mut flipped) = (Vec::new(), Vec::new());
         for phase in phases {
             self.apply(phase);
             starts.push(self.model.first_trainable_unit());
+            if phase.random_flip {
+                flipped.push(self.model.first_trainable_unit());
+            }
         }
         self.model.freeze_all();
-        let result = self.caches_at(&starts);
+        let mut result = self.caches_at(&starts, false);
+        if result.is_ok() && !flipped.is_empty() {
+            result = self.caches_at(&flipped, true);
+        }
         if let Some(phase) = self.optimizer.as_ref().map(|(p, _)| p.clone()) {
             self.apply(&phase);
         }
         result.map(|_| ())
     }
 
-    /// Opens the caches of the activations at the input of units `starts`, building the missing
-    /// ones together in one pass over the images; returns the seconds spent building and the
-    /// caches' keys, in the order of `starts`.
-    fn caches_at(&mut self, starts: &[usize]) -> Result<(f64, Vec<String>)> {
+    /// Opens the caches of the activations at the input of units `starts` (of the mirrored
+    /// training photos with `mirrored`), building the missing ones together in one pass over the
+    /// images; returns the seconds spent building and the caches' keys, in the order of `starts`.
+    fn caches_at(&mut self, starts: &[usize], mirrored: bool) -> Result<(f64, Vec<String>)> {
         let (mut keys, mut wanted): (Vec<String>, Vec<(usize, String, serde_json::Value)>) = (Vec::new(), Vec::new());
         for &start in starts {
-            let (key, describe) = self.cache_key(start)?;
+            let (key, describe) = features::key(&self.model, &self.dataset, &self.preprocessor, start, mirrored)?;
             if !self.cached.iter().any(|(k, ..)| *k == key) && !wanted.iter().any(|(_, k, _)| *k == key) {
                 wanted.push((start, key.clone(), describe));
             }
@@ -472,29 +499,31 @@ impl Trainer {
         wanted.sort_by_key(|w| w.0);
         let started = Instant::now();
         let root = self.config.cache_dir.clone().unwrap_or_else(|| crate::cache::cache_dir().join("features"));
-        let (train, validation) = features::build_at(&self.model, &self.dataset, &self.pipeline(false, false), &root, &wanted, self.config.verbose)?;
+        let (train, validation) = features::build_at(&self.model, &self.dataset, &self.pipeline(false, false), &root, &wanted, mirrored, self.config.verbose)?;
         let n = self.model.num_units();
         let mut built = false;
-        for (((start, key, _), t), v) in wanted.iter().zip(train).zip(validation) {
-            let what = if *start == n { "pooled features".to_string() } else { format!("activations at unit {start} of {n}") };
+        let mut validation = validation.into_iter();
+        for ((start, key, _), t) in wanted.iter().zip(train) {
+            let v = validation.next();
+            let mut what = if *start == n { "pooled features".to_string() } else { format!("activations at unit {start} of {n}") };
+            if mirrored {
+                what += " of the mirrored training photos";
+            }
             let dir = root.join(key);
-            if t.reused && v.reused {
+            if t.reused && v.as_ref().is_none_or(|v| v.reused) {
                 self.say(format!("cache: reusing {what} in {}", dir.display()));
             } else {
                 built = true;
-                self.say(format!("cache: computed {what} for {} + {} images -> {}", t.len(), v.len(), dir.display()));
+                let images = v.as_ref().map_or(t.len().to_string(), |v| format!("{} + {}", t.len(), v.len()));
+                self.say(format!("cache: computed {what} for {images} images -> {}", dir.display()));
             }
-            self.cached.push((key.clone(), Arc::new(t), Arc::new(v)));
+            self.cached.push((key.clone(), Arc::new(t), v.map(Arc::new)));
         }
         let seconds = if built { started.elapsed().as_secs_f64() } else { 0.0 };
         if built {
             self.say(format!("cache: {seconds:.1} s for one pass over the images"));
         }
         Ok((seconds, keys))
-    }
-
-    fn cache_key(&self, start: usize) -> Result<(String, serde_json::Value)> {
-        features::key(&self.model, &self.dataset, &self.preprocessor, start)
     }
 
     fn save_checkpoint(&self, phase: &Phase, adam: &Adam) -> Result<()> {
@@ -553,4 +582,16 @@ impl Trainer {
         let classifier = self.model.with_classifier(dense.weight(), bias)?;
         export::export(&classifier, &self.dataset.classes, self.preprocessor, self.history.evaluation.clone(), dir.as_ref())
     }
+}
+
+/// The mean cross-entropy of `log_probs` `[B, K]` against `labels`, with the target smoothed by
+/// `smoothing` (0: plain): `-(1-s) log p[y] - (s/K) sum_k log p[k]`, as Keras'
+/// `CategoricalCrossentropy(label_smoothing=s)`.
+pub fn cross_entropy(log_probs: &Tensor, labels: &Tensor, smoothing: f64) -> Result<Tensor> {
+    let nll = candle_nn::loss::nll(log_probs, labels)?;
+    if smoothing == 0.0 {
+        return Ok(nll);
+    }
+    // The mean over all B x K entries is the sum over classes / K, averaged over the batch.
+    Ok(((nll * (1.0 - smoothing))? - (log_probs.mean_all()? * smoothing)?)?)
 }

@@ -1,0 +1,141 @@
+#!/usr/bin/env python3
+"""Model quality side by side: food101's recipes and the Keras recipe on one dataset, several seeds.
+
+For every seed, runs (one after the other, on this machine):
+  food101-original   `food101 train` with the original recipe (Keras' two phases)
+  food101-improved   `food101 train --recipe improved`
+  keras              bench/keras_recipe.py (TensorFlow/Keras, the same weights, the same recipe)
+and writes a Markdown table (mean and per seed: validation accuracy after phase 1 and phase 2,
+top-5, wall time) to OUT/quality.md and every run's JSON and log to OUT/.
+
+Wall time is the whole process, start to trained model, with an empty activation cache for food101
+(each run gets its own FOOD101_CACHE), and Keras' decoded images kept in memory (`--cache`).
+
+Usage (the venv comes from bench/setup-peers.sh; the release binary from `cargo build --release`):
+
+    data-cache/venv-peers/bin/python bench/quality.py --data ../shared/datasets/food101-5 \\
+        --weights ../shared/weights/mobilenet_v2_1.0_224_keras_imagenet.safetensors \\
+        --seeds 42,7 --out data-cache/quality [--runs food101-original,food101-improved,keras] [--reuse]
+
+`--reuse` keeps the result of a run whose JSON is already in OUT (to add a seed or a run to a table).
+"""
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+RUNS = ("food101-original", "food101-improved", "keras")
+
+
+def parse_args():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", required=True)
+    p.add_argument("--weights", required=True)
+    p.add_argument("--seeds", default="42,7", help="comma-separated (default 42,7)")
+    p.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated, of {', '.join(RUNS)}")
+    p.add_argument("--out", default=os.path.join(ROOT, "data-cache", "quality"))
+    p.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "food101"))
+    p.add_argument("--reuse", action="store_true", help="keep runs whose JSON is already in --out")
+    a = p.parse_args()
+    a.seeds = [int(s) for s in a.seeds.split(",") if s]
+    a.runs = [r for r in a.runs.split(",") if r]
+    unknown = set(a.runs) - set(RUNS)
+    if unknown or not a.runs or not a.seeds:
+        p.error(f"--runs takes some of {RUNS}, --seeds at least one seed")
+    return a
+
+
+def command(a, run, seed, json_path):
+    if run == "keras":
+        return [sys.executable, os.path.join(HERE, "keras_recipe.py"), "--data", a.data, "--weights", a.weights,
+                "--seed", str(seed), "--cache", "--json", json_path]
+    recipe = run.split("-", 1)[1]
+    return [a.binary, "train", "--data", a.data, "--weights", a.weights, "--recipe", recipe, "--seed", str(seed),
+            "--out", os.path.join(a.out, f"{run}-{seed}"), "--history-json", json_path, "--no-mlflow"]
+
+
+def run_one(a, run, seed):
+    """The run's numbers: accuracy after each phase, top-5, wall seconds."""
+    json_path = os.path.join(a.out, f"{run}-{seed}.json")
+    if not (a.reuse and os.path.exists(json_path)):
+        cache = tempfile.mkdtemp(prefix="food101-quality-cache-")
+        env = dict(os.environ, FOOD101_CACHE=cache)
+        print(f"quality: {run} seed {seed} ...", flush=True)
+        started = time.perf_counter()
+        with open(os.path.join(a.out, f"{run}-{seed}.log"), "w") as log:
+            rc = subprocess.run(command(a, run, seed, json_path), stdout=log, stderr=subprocess.STDOUT, env=env).returncode
+        seconds = time.perf_counter() - started
+        shutil.rmtree(cache, ignore_errors=True)
+        if rc != 0:
+            raise SystemExit(f"quality: {run} seed {seed} failed ({rc}); see {a.out}/{run}-{seed}.log")
+        with open(json_path) as f:
+            result = json.load(f)
+        result["wall_seconds"] = seconds
+        with open(json_path, "w") as f:
+            json.dump(result, f, indent=1)
+    with open(json_path) as f:
+        result = json.load(f)
+    epochs = result["history"] if run == "keras" else result["epochs"]
+    phase1 = [e for e in epochs if e["phase"] == "feature_extraction"]
+    row = {
+        "phase1": phase1[-1]["val_accuracy"] if phase1 else None,
+        "final": epochs[-1]["val_accuracy"],
+        "top5": epochs[-1]["val_top5"],
+        "seconds": result["wall_seconds"],
+    }
+    print(f"quality: {run} seed {seed}: phase 1 {row['phase1']:.4f}, final {row['final']:.4f}, "
+          f"top-5 {row['top5']:.4f}, {row['seconds']:.0f} s", flush=True)
+    return row
+
+
+def table(a, results):
+    lines = [
+        f"Data: `{a.data}`; seeds {', '.join(map(str, a.seeds))}; "
+        f"{os.cpu_count()} CPUs ({cpu_model()}); {time.strftime('%Y-%m-%d')}.",
+        "",
+        "| run | phase 1 accuracy | final accuracy | final top-5 | wall time | per seed (final) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for run in a.runs:
+        rows = [results[(run, s)] for s in a.seeds]
+        mean = lambda k: statistics.mean(r[k] for r in rows)
+        per_seed = ", ".join(f"{s}: {100 * r['final']:.1f}%" for s, r in zip(a.seeds, rows))
+        lines.append(f"| {run} | {100 * mean('phase1'):.2f}% | **{100 * mean('final'):.2f}%** | "
+                     f"{100 * mean('top5'):.1f}% | {mean('seconds'):.0f} s | {per_seed} |")
+    return "\n".join(lines) + "\n"
+
+
+def cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
+def main():
+    a = parse_args()
+    os.makedirs(a.out, exist_ok=True)
+    if any(r.startswith("food101") for r in a.runs) and not os.path.exists(a.binary):
+        raise SystemExit(f"quality: no {a.binary}; run `cargo build --release` first")
+    results = {(run, seed): run_one(a, run, seed) for seed in a.seeds for run in a.runs}
+    text = table(a, results)
+    with open(os.path.join(a.out, "quality.md"), "w") as f:
+        f.write(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
