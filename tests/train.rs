@@ -354,7 +354,7 @@ fn food101_train_runs_the_improved_recipe_with_one_knob_changed() {
     let text = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{text}{}", String::from_utf8_lossy(&output.stderr));
     let recipe = text.lines().find(|l| l.starts_with("recipe:")).expect("the recipe is printed");
-    for part in ["fine_tune 2 epochs, last 50 layers, Adam 1e-4", "Cosine", "label smoothing 0.2", "random flip"] {
+    for part in ["fine_tune 2 epochs, last 100 layers, Adam 1e-4", "Cosine", "label smoothing 0.2", "random flip"] {
         assert!(recipe.contains(part), "{part:?} missing from {recipe:?}");
     }
     assert!(text.contains("of the mirrored training photos"), "the mirrored photos are cached:\n{text}");
