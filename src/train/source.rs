@@ -80,33 +80,21 @@ impl Source {
     /// The cached rows `rows` (of `plain`), in their order, those whose coin says so from
     /// `mirrored` instead: the batch the images would give, dropout masks included.
     fn mixed_batch(&self, plain: &FeatureStore, mirrored: &FeatureStore, rows: &[usize], epoch: u64) -> Result<Batch> {
-        let (mut kept, mut flipped, mut from) = (Vec::new(), Vec::new(), Vec::with_capacity(rows.len()));
-        for &row in rows {
-            let sample = plain.sample_of(row);
-            match mirrored.row_of(sample).filter(|_| self.flips(epoch, sample)) {
-                Some(m) => {
-                    from.push((true, flipped.len()));
-                    flipped.push(m);
+        let parts = rows
+            .iter()
+            .map(|&row| {
+                let sample = plain.sample_of(row);
+                match mirrored.row_of(sample).filter(|_| self.flips(epoch, sample)) {
+                    Some(m) => mirrored.batch(&[m], &Device::Cpu),
+                    None => plain.batch(&[row], &Device::Cpu),
                 }
-                None => {
-                    from.push((false, kept.len()));
-                    kept.push(row);
-                }
-            }
-        }
-        if flipped.is_empty() {
-            return plain.batch(&kept, &Device::Cpu);
-        }
-        let (kept_batch, flipped_batch) = (plain.batch(&kept, &Device::Cpu)?, mirrored.batch(&flipped, &Device::Cpu)?);
-        // Both parts stacked, then put back in the rows' order.
-        let order: Vec<u32> = from.iter().map(|&(f, i)| if f { kept.len() + i } else { i } as u32).collect();
-        let order = Tensor::from_vec(order, rows.len(), &Device::Cpu)?;
-        let both = |a: &Tensor, b: &Tensor| -> Result<Tensor> { Ok(Tensor::cat(&[a, b], 0)?.index_select(&order, 0)?) };
-        let indices: Vec<usize> = kept_batch.indices.iter().chain(&flipped_batch.indices).copied().collect();
+            })
+            .collect::<Result<Vec<Batch>>>()?;
+        let stack = |t: fn(&Batch) -> &Tensor| Tensor::cat(&parts.iter().map(t).collect::<Vec<_>>(), 0);
         Ok(Batch {
-            images: both(&kept_batch.images, &flipped_batch.images)?,
-            labels: both(&kept_batch.labels, &flipped_batch.labels)?,
-            indices: from.iter().map(|&(f, i)| indices[if f { kept.len() + i } else { i }]).collect(),
+            images: stack(|b| &b.images)?,
+            labels: stack(|b| &b.labels)?,
+            indices: parts.iter().flat_map(|b| b.indices.iter().copied()).collect(),
         })
     }
 }
