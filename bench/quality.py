@@ -4,6 +4,7 @@
 For every seed, runs (one after the other, on this machine):
   food101-original   `food101 train` with the original recipe (Keras' two phases)
   food101-improved   `food101 train --recipe improved`
+  food101-tf-pixels  the original recipe on TensorFlow's pixels (`--jpeg tensorflow`), not run unless asked
   keras              bench/keras_recipe.py (TensorFlow/Keras, the same weights, the same recipe)
 and writes a Markdown table (mean and per seed: validation accuracy after phase 1 and phase 2,
 top-5, wall time) to OUT/quality.md and every run's JSON and log to OUT/.
@@ -32,7 +33,14 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
-RUNS = ("food101-original", "food101-improved", "keras")
+# food101's runs: the arguments each adds to `food101 train`.
+FOOD101 = {
+    "food101-original": ["--recipe", "original"],
+    "food101-improved": ["--recipe", "improved"],
+    "food101-tf-pixels": ["--recipe", "original", "--jpeg", "tensorflow"],
+}
+RUNS = (*FOOD101, "keras")
+DEFAULT_RUNS = ("food101-original", "food101-improved", "keras")
 
 
 def parse_args():
@@ -40,7 +48,7 @@ def parse_args():
     p.add_argument("--data", required=True)
     p.add_argument("--weights", required=True)
     p.add_argument("--seeds", default="42,7", help="comma-separated (default 42,7)")
-    p.add_argument("--runs", default=",".join(RUNS), help=f"comma-separated, of {', '.join(RUNS)}")
+    p.add_argument("--runs", default=",".join(DEFAULT_RUNS), help=f"comma-separated, of {', '.join(RUNS)}")
     p.add_argument("--out", default=os.path.join(ROOT, "data-cache", "quality"))
     p.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "food101"))
     p.add_argument("--reuse", action="store_true", help="keep runs whose JSON is already in --out")
@@ -57,8 +65,7 @@ def command(a, run, seed, json_path):
     if run == "keras":
         return [sys.executable, os.path.join(HERE, "keras_recipe.py"), "--data", a.data, "--weights", a.weights,
                 "--seed", str(seed), "--cache", "--json", json_path]
-    recipe = run.split("-", 1)[1]
-    return [a.binary, "train", "--data", a.data, "--weights", a.weights, "--recipe", recipe, "--seed", str(seed),
+    return [a.binary, "train", "--data", a.data, "--weights", a.weights, *FOOD101[run], "--seed", str(seed),
             "--out", os.path.join(a.out, f"{run}-{seed}"), "--history-json", json_path, "--no-mlflow"]
 
 

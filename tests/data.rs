@@ -8,7 +8,7 @@ use std::process::Command;
 
 use food101::candle_core::Device;
 use food101::data::synthetic::{self, Layout, Spec};
-use food101::data::{Augment, ClassSelection, DataLoader, Dataset, Normalization, PipelineConfig, Preprocessor, Resize};
+use food101::data::{Augment, ClassSelection, DataLoader, Dataset, JpegDecoding, Normalization, PipelineConfig, Preprocessor, Resize};
 
 fn broken_spec() -> Spec {
     Spec { classes: 3, train_per_class: 6, validation_per_class: 2, broken: true, ..Spec::default() }
@@ -216,4 +216,28 @@ fn a_decompression_bomb_is_skipped_by_training_and_data_check_alike() {
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let skipped = json["skipped"].as_array().unwrap();
     assert!(skipped.iter().any(|s| s["path"].as_str().unwrap().ends_with("bomb.jpg")), "{json}");
+}
+
+#[test]
+#[ignore = "needs ../shared (real ImageNet weights and photos)"]
+fn the_tensorflow_jpeg_road_gives_tensorflows_pixels_on_real_photos() {
+    use md5::{Digest, Md5};
+    let shared = common::shared();
+    let fixture: serde_json::Value = serde_json::from_str(&std::fs::read_to_string("tests/fixtures/tensorflow_pixels.json").unwrap()).unwrap();
+    let photos = fixture["photos"].as_object().unwrap();
+    assert!(photos.len() >= 5);
+    let tensorflow = keras((224, 224)).with_jpeg(JpegDecoding::TensorFlow);
+    for (name, want) in photos {
+        let path = shared.join(name);
+        let img = tensorflow.decode_file(&path).unwrap();
+        let shape = [img.height() as u64, img.width() as u64, 3];
+        assert_eq!(want["shape"].as_array().unwrap().iter().map(|v| v.as_u64().unwrap()).collect::<Vec<_>>(), shape, "{name}");
+        let md5: String = Md5::digest(img.as_raw()).iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(md5, want["md5"].as_str().unwrap(), "{name}: not TensorFlow's decode_image pixels");
+        // The model inputs of the two roads differ, a little: the option changes what it says.
+        let input = |p: Preprocessor| food101::data::load_sample(&path, &PipelineConfig { preprocessor: p, ..PipelineConfig::default() }, None).unwrap();
+        let (ours, theirs) = (input(keras((224, 224))), input(tensorflow));
+        let mean = ours.iter().zip(&theirs).map(|(a, b)| (a - b).abs() * 127.5).sum::<f32>() / ours.len() as f32;
+        assert!(mean > 0.05 && mean < 2.0, "{name}: mean difference {mean} levels");
+    }
 }

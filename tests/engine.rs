@@ -215,3 +215,51 @@ fn a_frozen_inverted_residual_block_in_one_pass_matches_its_layers_in_stock_cand
         assert!(max_diff(&ours, &stock) < 1e-4, "{what}: values differ by {}", max_diff(&ours, &stock));
     }
 }
+
+/// A function of some tensors, as the gradient tests differentiate it.
+type Function = Box<dyn Fn(&[Tensor]) -> Tensor + Sync>;
+
+/// Gradients of `sum(f(inputs) * r)` as bits, computed on a pool of `threads` threads.
+fn gradient_bits(threads: usize, f: &(dyn Fn(&[Tensor]) -> Tensor + Sync), inputs: &[Var], r: &Tensor) -> Vec<Vec<u32>> {
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
+    pool.install(|| {
+        let (_, grads) = value_and_grads(f, inputs, r);
+        grads.iter().map(|g| g.flatten_all().unwrap().to_vec1::<f32>().unwrap().iter().map(|v| v.to_bits()).collect()).collect()
+    })
+}
+
+fn assert_same_bits(one: Vec<Vec<u32>>, three: Vec<Vec<u32>>, what: &str) {
+    for (i, (a, b)) in one.iter().zip(&three).enumerate() {
+        let differ = a.iter().zip(b).filter(|(x, y)| x != y).count();
+        assert_eq!(differ, 0, "{what}: gradient {i}: {differ} of {} values differ between 1 and 3 threads", a.len());
+    }
+}
+
+#[test]
+fn weight_gradients_are_the_same_bits_on_any_number_of_threads() {
+    // A weight gradient sums over images and pixels; its partial sums are grouped the same way
+    // whatever the pool, so one thread and three round alike (and training repeats itself).
+    // Unrounded inputs (not quarters): a different grouping would round differently.
+    let normal = |shape: &[usize]| Var::from_tensor(&Tensor::randn(0f32, 1.0, shape, &Device::Cpu).unwrap()).unwrap();
+    let (n, c, h, w) = (16, 24, 14, 14);
+    for format in [DataFormat::ChannelsFirst, DataFormat::ChannelsLast] {
+        let cases: [(&str, Vec<Var>, Function); 2] = [
+            ("pointwise", vec![normal(&[n, c, h, w]), normal(&[2 * c, c, 1, 1]), normal(&[2 * c])], Box::new(move |t: &[Tensor]| {
+                in_format(&t[0], format, |x| engine::pointwise_conv(x, &t[1], &t[2], true, format).unwrap())
+            })),
+            ("depthwise", vec![normal(&[n, c, h, w]), normal(&[c, 1, 3, 3]), normal(&[c])], Box::new(move |t: &[Tensor]| {
+                in_format(&t[0], format, |x| engine::depthwise_conv3x3(x, &t[1], &t[2], 1, [1, 1, 1, 1], true, format).unwrap())
+            })),
+        ];
+        for (what, inputs, f) in &cases {
+            let probe = f(&inputs.iter().map(|v| v.as_tensor().detach()).collect::<Vec<_>>());
+            let r = Tensor::randn(0f32, 1.0, probe.shape(), &Device::Cpu).unwrap();
+            assert_same_bits(gradient_bits(1, f.as_ref(), inputs, &r), gradient_bits(3, f.as_ref(), inputs, &r), &format!("{what} {format:?}"));
+        }
+    }
+    let x = Tensor::randn(0f32, 1.0, (n, 3, 2 * h, 2 * w), &Device::Cpu).unwrap();
+    let inputs = [normal(&[c, 3, 3, 3]), normal(&[c])];
+    let stem = |t: &[Tensor]| engine::conv2d_dense(&x, &t[0], &t[1], 2, [0, 1, 0, 1], true).unwrap();
+    let r = Tensor::randn(0f32, 1.0, stem(&[inputs[0].as_tensor().detach(), inputs[1].as_tensor().detach()]).shape(), &Device::Cpu).unwrap();
+    assert_same_bits(gradient_bits(1, &stem, &inputs, &r), gradient_bits(3, &stem, &inputs, &r), "stem");
+}

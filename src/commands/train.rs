@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use food101::candle_core::Device;
-use food101::data::{download, Augment, ClassSelection, Dataset};
+use food101::data::{download, Augment, ClassSelection, Dataset, JpegDecoding};
 use food101::model::{hub, MobileNetV2};
 use food101::recipe::{self, Recipe};
 use food101::track::Tracker;
@@ -22,6 +22,15 @@ enum ScheduleName {
     Constant,
     /// One epoch of linear warm-up, then a cosine decay to 0.
     Cosine,
+}
+
+#[derive(Clone, Copy, Default, clap::ValueEnum)]
+enum JpegName {
+    /// libjpeg-turbo's raw planes, accurate IDCT, never rounded to bytes.
+    #[default]
+    RawPlanes,
+    /// As TensorFlow's decode_image and the Keras recipe: fast IDCT, RGB bytes.
+    Tensorflow,
 }
 
 #[derive(clap::Args)]
@@ -71,6 +80,9 @@ pub struct TrainArgs {
     /// Input size in pixels (square); smaller is faster, 224 is what the weights were trained at.
     #[arg(long, default_value_t = 224)]
     image_size: usize,
+    /// How JPEGs become pixels; `tensorflow` gives the Keras recipe's pixels, to compare on the same input.
+    #[arg(long, value_enum, default_value_t = JpegName::RawPlanes)]
+    jpeg: JpegName,
     /// Random flips, zoom and rotation (turns the activation cache off).
     #[arg(long)]
     augment: bool,
@@ -153,6 +165,7 @@ fn params(args: &TrainArgs, recipe: &Recipe, root: &std::path::Path, dataset: &D
         ("label_smoothing", p1.label_smoothing.to_string()),
         ("random_flip", p1.random_flip.to_string()),
         ("dropout", food101::ClassifierHead::DEFAULT_DROPOUT.to_string()),
+        ("jpeg", format!("{:?}", jpeg(args))),
         ("augment", args.augment.to_string()),
         ("cache", (!args.no_cache).to_string()),
         ("seed", args.seed.to_string()),
@@ -160,6 +173,13 @@ fn params(args: &TrainArgs, recipe: &Recipe, root: &std::path::Path, dataset: &D
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect()
+}
+
+fn jpeg(args: &TrainArgs) -> JpegDecoding {
+    match args.jpeg {
+        JpegName::RawPlanes => JpegDecoding::RawPlanes,
+        JpegName::Tensorflow => JpegDecoding::TensorFlow,
+    }
 }
 
 pub fn run(args: TrainArgs, device: &Device) -> Result<()> {
@@ -187,6 +207,7 @@ pub fn run(args: TrainArgs, device: &Device) -> Result<()> {
         batch_size: args.batch,
         seed: args.seed,
         augment: args.augment.then(Augment::default),
+        jpeg: jpeg(&args),
         cache: !args.no_cache,
         checkpoint_dir: Some(out.join("checkpoint")),
         resume: args.resume,

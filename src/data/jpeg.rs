@@ -8,10 +8,14 @@
 //! resizing ([`super::resample`]) makes one float row of each plane at a time, and nothing is
 //! rounded to bytes on the way. Anything else (greyscale, CMYK, odd sampling, not a JPEG, an
 //! error) returns false and takes the general road of [`super::Preprocessor`].
+//!
+//! [`decode_rgb_as_tensorflow`] is the other road, for comparing with Keras pixel for pixel: RGB
+//! bytes as TensorFlow's `tf.io.decode_image` makes them with the same library.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
-use mozjpeg::{ColorSpace, CompInfoExt, Decompress};
+use image::RgbImage;
+use mozjpeg::{ColorSpace, CompInfoExt, DctMethod, Decompress};
 
 use super::normalize::Normalization;
 use super::resample::Filter;
@@ -32,6 +36,28 @@ pub fn decode_resized_into(bytes: &[u8], (height, width): (usize, usize), resize
         }
         _ => false,
     }
+}
+
+/// JPEG `bytes` as `tf.io.decode_image(..., channels=3)` decodes them: libjpeg's fast integer
+/// IDCT (TensorFlow's choice, less exact than the default), smooth ("fancy") chroma upsampling,
+/// then RGB rounded to bytes. None when this road does not apply or fails (the general road then
+/// decides, as for [`decode_resized_into`]).
+pub fn decode_rgb_as_tensorflow(bytes: &[u8], max_pixels: u64) -> Option<RgbImage> {
+    if !bytes.starts_with(&[0xFF, 0xD8]) {
+        return None;
+    }
+    let decode = || {
+        let mut decoder = Decompress::new_mem(bytes).ok()?;
+        let (width, height) = decoder.size();
+        super::decoding::check_budget(width as u32, height as u32, 3, max_pixels).ok()?;
+        decoder.dct_method(DctMethod::IntegerFast);
+        decoder.do_fancy_upsampling(true);
+        let mut started = decoder.rgb().ok()?;
+        let pixels = started.read_scanlines::<u8>().ok()?;
+        started.finish().ok()?;
+        RgbImage::from_raw(width as u32, height as u32, pixels)
+    };
+    catch_unwind(AssertUnwindSafe(decode)).ok().flatten()
 }
 
 /// Y, Cb and Cr as libjpeg decodes them: padded to whole blocks, chroma usually subsampled.

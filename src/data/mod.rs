@@ -22,5 +22,5 @@ pub use dataset::{ClassSelection, Dataset, Sample, Skipped};
 pub use decoding::{decode_file, decode_rgb, load_rgb, DecodeError, MAX_PIXELS};
 pub use normalize::Normalization;
 pub use pipeline::{load_sample, Batch, DataLoader, Epoch, EpochStats, PipelineConfig};
-pub use preprocess::Preprocessor;
+pub use preprocess::{JpegDecoding, Preprocessor};
 pub use resize::{resize_bilinear, Resize};

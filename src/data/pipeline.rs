@@ -15,7 +15,6 @@ use serde::{Deserialize, Serialize};
 
 use super::augment::Augment;
 use super::dataset::{Sample, Skipped};
-use super::decoding::decode_file;
 use super::preprocess::Preprocessor;
 use crate::error::Result;
 
@@ -90,7 +89,7 @@ fn load_sample_into(path: &std::path::Path, config: &PipelineConfig, rng: Option
     match (&config.augment, rng) {
         (Some(augment), Some(rng)) => {
             let (h, w) = p.image_size;
-            p.normalization.normalize_into(augment.apply(&decode_file(path)?, h, w, rng).as_raw(), out);
+            p.normalization.normalize_into(augment.apply(&p.decode_file(path)?, h, w, rng).as_raw(), out);
             Ok(())
         }
         _ => p.file_into(path, out),

@@ -128,7 +128,7 @@ impl CustomOp1 for ChannelSums {
         let v = contiguous_f32(s, l)?;
         let hw = h * w;
         if self.format == DataFormat::ChannelsLast {
-            // Blocks of pixels, one accumulator per worker.
+            // Blocks of pixels, added up in a fixed grouping.
             let sums = sum_over_images(v.len().div_ceil(ROWS_PER_SUM * c), c, |b, acc, _: &mut ()| {
                 add_rows(acc, &v[b * ROWS_PER_SUM * c..((b + 1) * ROWS_PER_SUM * c).min(v.len())])
             });

@@ -88,25 +88,35 @@ pub(super) fn matmul_strided(dst: &mut [f32], dst_stride: usize, a: &Mat, b: &Ma
     }
 }
 
+/// How many partial sums [`sum_over_images`] makes: a fixed number, not one per worker, so that
+/// the rounding of a sum (and with it a whole training run) is the same on every run and on any
+/// number of threads.
+pub(super) const PARTIALS: usize = 8;
+
 /// `Σ_i` over `n` images of what `add_image(i, acc, scratch)` adds into a `len`-element
-/// accumulator: one accumulator (and scratch) per worker, added up at the end. For weight
-/// gradients, which sum one multiply per image.
+/// accumulator. For weight gradients, which sum one multiply per image: up to [`PARTIALS`] runs
+/// of consecutive images in parallel, each into its own accumulator, then the partial sums added
+/// in order.
 pub(super) fn sum_over_images<S: Default + Send>(n: usize, len: usize, add_image: impl Fn(usize, &mut [f32], &mut S) + Sync) -> Vec<f32> {
-    (0..n)
+    let per = n.div_ceil(PARTIALS).max(1);
+    let partials: Vec<Vec<f32>> = (0..n.div_ceil(per))
         .into_par_iter()
-        .fold(
-            || (vec![0f32; len], S::default()),
-            |(mut acc, mut scratch), i| {
+        .map(|g| {
+            let (mut acc, mut scratch) = (vec![0f32; len], S::default());
+            for i in g * per..((g + 1) * per).min(n) {
                 add_image(i, &mut acc, &mut scratch);
-                (acc, scratch)
-            },
-        )
-        .map(|(acc, _)| acc)
-        .reduce(
-            || vec![0f32; len],
-            |mut a, b| {
-                a.iter_mut().zip(&b).for_each(|(a, b)| *a += b);
-                a
-            },
-        )
+            }
+            acc
+        })
+        .collect();
+    let Some((first, rest)) = partials.split_first() else { return vec![0f32; len] };
+    let mut total = first.clone();
+    // Each element adds its partials in order, whichever worker takes its chunk.
+    total.par_chunks_mut(1 << 14).enumerate().for_each(|(i, chunk)| {
+        let range = i << 14..(i << 14) + chunk.len();
+        for partial in rest {
+            chunk.iter_mut().zip(&partial[range.clone()]).for_each(|(a, b)| *a += b);
+        }
+    });
+    total
 }

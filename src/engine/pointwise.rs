@@ -9,7 +9,7 @@ use std::ops::Range;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 
-use super::matmul::{matmul, matmul_strided, matmul_uninit, sum_over_images, Mat};
+use super::matmul::{matmul, matmul_strided, matmul_uninit, sum_over_images, Mat, PARTIALS};
 use super::epilogue::{apply_rows, epilogue_backward, Epilogue};
 use super::{contiguous_f32, output_in_chunks, output_written_in_chunks, DataFormat, Grads3};
 
@@ -52,10 +52,10 @@ fn matmul_rows(x: &[f32], k: usize, b: &Mat, finish: impl Fn(&mut [f32]) + Sync)
 }
 
 /// `Σ_blocks a_bᵀ · x_b` over blocks of pixels of channels-last `a` (`pixels x m`) and `x`
-/// (`pixels x k`): the `m x k` weight gradient, one accumulator per worker.
+/// (`pixels x k`): the `m x k` weight gradient, a partial sum per block.
 fn matmul_rows_transposed(a: &[f32], m: usize, x: &[f32], k: usize) -> Vec<f32> {
     let rows = a.len() / m;
-    let block = rows.div_ceil(4 * rayon::current_num_threads()).max(64);
+    let block = rows.div_ceil(PARTIALS).max(64);
     sum_over_images(rows.div_ceil(block), m * k, |b, acc, _: &mut ()| {
         let r = b * block..((b + 1) * block).min(rows);
         let (ab, xb) = (&a[r.start * m..r.end * m], &x[r.start * k..r.end * k]);

@@ -17,7 +17,7 @@ use super::metrics::{Evaluation, Metrics};
 use super::phase::Phase;
 use super::progress::Progress;
 use super::source::{mix, Flip, Source};
-use crate::data::{Augment, DataLoader, Dataset, PipelineConfig, Preprocessor};
+use crate::data::{Augment, DataLoader, Dataset, JpegDecoding, PipelineConfig, Preprocessor};
 use crate::error::{Error, Result};
 use crate::export::{self, FinalEvaluation};
 use crate::model::{ClassifierHead, MobileNetV2};
@@ -30,6 +30,8 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Random flips, zoom and rotation of training images; turns the activation cache off.
     pub augment: Option<Augment>,
+    /// How JPEGs become pixels (the rest of the preprocessing is the model's).
+    pub jpeg: JpegDecoding,
     /// Train from cached activations of the frozen layers when there is no augmentation.
     pub cache: bool,
     /// Where caches go (default `data-cache/features`).
@@ -49,6 +51,7 @@ impl Default for TrainConfig {
             batch_size: 32,
             seed: 42,
             augment: None,
+            jpeg: JpegDecoding::default(),
             cache: true,
             cache_dir: None,
             checkpoint_dir: None,
@@ -132,7 +135,7 @@ impl Trainer {
         // The head's variables under their checkpoint names (the same tensors: training moves both).
         let head_vars = VarMap::new();
         head_vars.data().lock().expect("varmap lock").extend(head.trainable_variables());
-        let preprocessor = model.preprocessor();
+        let preprocessor = model.preprocessor().with_jpeg(config.jpeg);
         let mut trainer = Self {
             model,
             head,
