@@ -7,7 +7,7 @@ For every seed, runs (one after the other, on this machine):
   food101-tf-pixels  the original recipe on TensorFlow's pixels (`--jpeg tensorflow`), not run unless asked
   keras              bench/keras_recipe.py (TensorFlow/Keras, the same weights, the same recipe)
 and writes a Markdown table (mean and per seed: validation accuracy after phase 1 and phase 2,
-top-5, wall time) to OUT/quality.md and every run's JSON and log to OUT/.
+the standard error of the final mean over the seeds, top-5, wall time) to OUT/quality.md and every run's JSON and log to OUT/.
 
 Wall time is the whole process, start to trained model, with an empty activation cache for food101
 (each run gets its own FOOD101_CACHE), and Keras' decoded images kept in memory (`--cache`).
@@ -108,14 +108,16 @@ def table(a, results):
         f"Data: `{a.data}`; seeds {', '.join(map(str, a.seeds))}; "
         f"{os.cpu_count()} CPUs ({cpu_model()}); {time.strftime('%Y-%m-%d')}.",
         "",
-        "| run | phase 1 accuracy | final accuracy | final top-5 | wall time | per seed (final) |",
-        "|---|---|---|---|---|---|",
+        "| run | phase 1 accuracy | final accuracy | ± s.e. | final top-5 | wall time | per seed (final) |",
+        "|---|---|---|---|---|---|---|",
     ]
     for run in a.runs:
         rows = [results[(run, s)] for s in a.seeds]
         mean = lambda k: statistics.mean(r[k] for r in rows)
         per_seed = ", ".join(f"{s}: {100 * r['final']:.1f}%" for s, r in zip(a.seeds, rows))
-        lines.append(f"| {run} | {100 * mean('phase1'):.2f}% | **{100 * mean('final'):.2f}%** | "
+        # How far the mean of these seeds may sit from the mean over all seeds (one standard error).
+        spread = statistics.stdev(r["final"] for r in rows) / len(rows) ** 0.5 if len(rows) > 1 else float("nan")
+        lines.append(f"| {run} | {100 * mean('phase1'):.2f}% | **{100 * mean('final'):.2f}%** | {100 * spread:.2f} | "
                      f"{100 * mean('top5'):.1f}% | {mean('seconds'):.0f} s | {per_seed} |")
     return "\n".join(lines) + "\n"
 

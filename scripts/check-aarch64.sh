@@ -8,8 +8,8 @@
 #
 # Needs Rust's aarch64-unknown-linux-gnu standard library (`rustup target add
 # aarch64-unknown-linux-gnu`) and Debian's cross compiler and QEMU (installed here when missing:
-# libjpeg-turbo is C). The first run compiles everything once more for ARM: about 10 minutes on
-# 2 cores. The build goes to data-cache/aarch64-target.
+# libjpeg-turbo is C). The first run compiles everything once more, for ARM, into
+# data-cache/aarch64-target.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
