@@ -108,7 +108,32 @@ pub fn setup(spec: Spec) -> Setup {
     let config = MobileNetV2Config::default().with_alpha(0.35).with_input_size(48, 48);
     let weights = dir.path().join("base.safetensors");
     MobileNetV2::new(config.clone(), &Device::Cpu).unwrap().save(&weights, WeightFormat::Keras).unwrap();
+    redraw_kernels(&weights, spec.seed);
     Setup { dir, dataset, weights, config }
+}
+
+/// Draws a saved base's kernels again as Keras does (Glorot-uniform, fans over the receptive
+/// field) from a seeded generator: candle's own draw is unseeded, and a test that trains must
+/// train the same base on every run.
+fn redraw_kernels(path: &Path, seed: u64) {
+    use rand::{Rng, SeedableRng};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut tensors: Vec<(String, Tensor)> = safetensors::load(path, &Device::Cpu).unwrap().into_iter().collect();
+    tensors.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, t) in &mut tensors {
+        let (receptive, fan_in, fan_out) = match *t.dims() {
+            [kh, kw, a, b] => (kh * kw, a, b),
+            [a, b] => (1, a, b),
+            _ => continue,
+        };
+        if !name.contains("kernel") {
+            continue;
+        }
+        let limit = (6.0 / (receptive * (fan_in + fan_out)) as f32).sqrt();
+        let values: Vec<f32> = (0..t.elem_count()).map(|_| rng.random_range(-limit..limit)).collect();
+        *t = Tensor::from_vec(values, t.dims(), &Device::Cpu).unwrap();
+    }
+    safetensors::save(&tensors.into_iter().collect(), path).unwrap();
 }
 
 impl Setup {
