@@ -80,7 +80,7 @@ impl Preprocessor {
             JpegDecoding::TensorFlow => false,
         };
         if !done {
-            self.image_into(&self.decode(bytes, max_pixels)?, out);
+            self.image_into(&self.decode_checked(bytes, max_pixels)?, out);
         }
         Ok(())
     }
@@ -89,6 +89,11 @@ impl Preprocessor {
     /// [`JpegDecoding`] says where that road applies, anything else by `image`.
     pub fn decode(&self, bytes: &[u8], max_pixels: u64) -> std::result::Result<RgbImage, DecodeError> {
         check_complete(bytes)?;
+        self.decode_checked(bytes, max_pixels)
+    }
+
+    /// [`Preprocessor::decode`] of bytes that `check_complete` has passed.
+    fn decode_checked(&self, bytes: &[u8], max_pixels: u64) -> std::result::Result<RgbImage, DecodeError> {
         match self.jpeg {
             JpegDecoding::TensorFlow => jpeg::decode_rgb_as_tensorflow(bytes, max_pixels).map_or_else(|| decode_complete(bytes, max_pixels), Ok),
             JpegDecoding::RawPlanes => decode_complete(bytes, max_pixels),
