@@ -2,13 +2,15 @@
 //! channels-first planes go to [`super::depthwise_nchw`], channels-last data to
 //! [`super::depthwise_nhwc`].
 
+use std::mem::MaybeUninit;
+
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::depthwise_nchw::{stencil_backward_data, stencil_backward_filter, stencil_forward};
 use super::epilogue::{epilogue_backward, Epilogue};
 use super::geometry::{Geometry, Pad, K};
-use super::{contiguous_f32, depthwise_nhwc, output_in_chunks, DataFormat, Grads3};
+use super::{assume_written, contiguous_f32, depthwise_nhwc, output_in_chunks, output_written_in_chunks, DataFormat, Grads3};
 
 /// The settings every pass of one depthwise convolution shares.
 #[derive(Debug, Clone, Copy)]
@@ -99,15 +101,16 @@ impl CustomOp2 for BackwardData {
         let len = n * c * self.h * self.w;
         let dx = match format {
             DataFormat::ChannelsLast => depthwise_nhwc::backward_data(&g, c, grad, wt),
-            DataFormat::ChannelsFirst => {
-                let mut dx = vec![0f32; len];
-                dx.par_chunks_mut(self.h * self.w).enumerate().for_each(|(plane, out)| {
-                    let ch = plane % c;
-                    let src = &grad[plane * g.ho * g.wo..(plane + 1) * g.ho * g.wo];
-                    stencil_backward_data(&g, self.conv.pad, src, &wt[ch * 9..ch * 9 + 9], out);
-                });
-                dx
-            }
+            // Each plane zeroed by the task that then adds its taps into it, while it is in cache.
+            DataFormat::ChannelsFirst => output_written_in_chunks(len, self.h * self.w, || (), |_, plane, out| {
+                out.fill(MaybeUninit::new(0.0));
+                // SAFETY: every element was just written.
+                let out = unsafe { assume_written(out) };
+                let ch = plane % c;
+                let src = &grad[plane * g.ho * g.wo..(plane + 1) * g.ho * g.wo];
+                stencil_backward_data(&g, self.conv.pad, src, &wt[ch * 9..ch * 9 + 9], out);
+                out
+            }),
         };
         Ok((CpuStorage::F32(dx), format.shape(n, c, self.h, self.w)))
     }

@@ -124,14 +124,19 @@ fn stencil_forward_flat(g: &Geometry, pad: Pad, x: &[f32], w: &[f32], e: Epilogu
     });
 }
 
+/// The nine taps of the stride-2 flat run, as runs of the four parity planes of
+/// [`split_phases`] (pitch `p`): output `j` reads element `j` of each.
+fn phase_taps(phases: &[f32], p: usize) -> [&[f32]; 9] {
+    let plane = phases.len() / 4;
+    let [ee, eo, oe, oo] = [0, 1, 2, 3].map(|i| &phases[i * plane..(i + 1) * plane]);
+    [ee, eo, &ee[1..], oe, oo, &oe[1..], &ee[p..], &eo[p..], &ee[p + 1..]]
+}
+
 /// Stride 2 as one flat run over the four parity planes of [`split_phases`].
 fn stencil_forward_stride2(g: &Geometry, pad: Pad, x: &[f32], w: &[f32], e: Epilogue, out: &mut [f32]) {
     SCRATCH.with_borrow_mut(|phases| {
         let p = split_phases(g, pad, x, phases);
-        let plane = (g.ho + 1) * p;
-        let [ee, eo, oe, oo] = [0, 1, 2, 3].map(|i| &phases[i * plane..(i + 1) * plane]);
-        let taps = [ee, eo, &ee[1..], oe, oo, &oe[1..], &ee[p..], &eo[p..], &ee[p + 1..]];
-        flat_run((g.ho - 1) * p + g.wo, p, g.wo, out, |run| nine_taps(run, taps, w, e));
+        flat_run((g.ho - 1) * p + g.wo, p, g.wo, out, |run| nine_taps(run, phase_taps(phases, p), w, e));
     });
 }
 
@@ -179,6 +184,9 @@ pub(super) fn stencil_backward_data(g: &Geometry, pad: Pad, grad: &[f32], w: &[f
         let g = Geometry::new(g.ho, g.wo, 1, pad).expect("the transposed stencil fits");
         return stencil_forward(&g, pad, grad, &flipped, Epilogue::new(0.0, false), dx);
     }
+    if g.stride == 2 {
+        return stencil_backward_data_stride2(g, pad, grad, w, dx);
+    }
     for oh in 0..g.ho {
         let src = &grad[oh * g.wo..(oh + 1) * g.wo];
         for kh in 0..K {
@@ -202,6 +210,67 @@ pub(super) fn stencil_backward_data(g: &Geometry, pad: Pad, grad: &[f32], w: &[f
                 }
             }
         }
+    }
+}
+
+/// The transpose of [`stencil_forward_stride2`]: the gradient of each parity plane is a sum of
+/// shifted copies of `grad` laid out at the planes' pitch (output `j` read element `j + shift`
+/// of a plane, so that element receives output `j - shift`), then the planes are woven back
+/// into the rows of `dx`, the padding left out.
+fn stencil_backward_data_stride2(g: &Geometry, pad: Pad, grad: &[f32], w: &[f32], dx: &mut [f32]) {
+    let p = g.wo + 1;
+    let plane = (g.ho + 1) * p;
+    SPREAD.with_borrow_mut(|spread| {
+        // `grad` at pitch `p` after `p + 1` zeros, so that every shift of it starts in the buffer.
+        spread.clear();
+        spread.resize(p + 1 + plane, 0.0);
+        for (oh, src) in grad.chunks_exact(g.wo).enumerate() {
+            let at = p + 1 + oh * p;
+            spread[at..at + g.wo].copy_from_slice(src);
+        }
+        let shifted = |shift: usize| &spread[p + 1 - shift..p + 1 - shift + plane];
+        SCRATCH.with_borrow_mut(|phases| {
+            phases.clear();
+            phases.resize(4 * plane, 0.0);
+            // Tap t of `phase_taps` reads plane `PLANE[t]` at shift `SHIFT[t]` (in units of 1 and `p`).
+            const PLANE: [usize; 9] = [0, 1, 0, 2, 3, 2, 0, 1, 0];
+            const SHIFT: [(usize, usize); 9] = [(0, 0), (0, 0), (1, 0), (0, 0), (0, 0), (1, 0), (0, 1), (0, 1), (1, 1)];
+            for t in 0..K * K {
+                let (ones, rows) = SHIFT[t];
+                axpy(&mut phases[PLANE[t] * plane..(PLANE[t] + 1) * plane], w[t], shifted(ones + rows * p));
+            }
+            let [ee, eo, oe, oo] = [0, 1, 2, 3].map(|i| &phases[i * plane..(i + 1) * plane]);
+            for (ih, dst) in dx.chunks_exact_mut(g.w).enumerate() {
+                let r = ih + pad[0];
+                let (even, odd) = if r.is_multiple_of(2) { (ee, eo) } else { (oe, oo) };
+                let at = r / 2 * p;
+                // Padded column c = iw + left comes from even[c / 2] or odd[c / 2], as split_phases laid it out.
+                let (first, second) = if pad[2].is_multiple_of(2) { (even, odd) } else { (odd, even) };
+                let (offset, second_offset) = (at + pad[2] / 2, at + pad[2].div_ceil(2));
+                let n = dst.len() / 2;
+                if dst.len() % 2 == 1 {
+                    dst[2 * n] = first[offset + n];
+                }
+                interleave(&first[offset..offset + n], &second[second_offset..second_offset + n], &mut dst[..2 * n]);
+            }
+        });
+    });
+}
+
+/// `out += a * x`.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+fn axpy(out: &mut [f32], a: f32, x: &[f32]) {
+    out.iter_mut().zip(x).for_each(|(o, x)| *o += a * x);
+}
+
+/// `dst[2j] = even[j]`, `dst[2j + 1] = odd[j]`: the inverse of [`deinterleave`].
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+fn interleave(even: &[f32], odd: &[f32], dst: &mut [f32]) {
+    let n = even.len().min(odd.len()).min(dst.len() / 2);
+    let (even, odd, dst) = (&even[..n], &odd[..n], &mut dst[..2 * n]);
+    for j in 0..n {
+        dst[2 * j] = even[j];
+        dst[2 * j + 1] = odd[j];
     }
 }
 
@@ -240,24 +309,18 @@ pub(super) fn stencil_backward_filter(g: &Geometry, pad: Pad, x: &[f32], grad: &
             })
         });
     }
-    for oh in 0..g.ho {
-        let src = &grad[oh * g.wo..(oh + 1) * g.wo];
-        for kh in 0..K {
-            let Some(ih) = g.in_row(oh, kh) else { continue };
-            let row = &x[ih * g.w..(ih + 1) * g.w];
-            for kw in 0..K {
-                let (lo, hi) = g.col_range(kw);
-                if lo >= hi {
-                    continue;
-                }
-                let acc: f32 = if g.stride == 1 {
-                    let start = g.in_col(lo, kw);
-                    src[lo..hi].iter().zip(&row[start..start + (hi - lo)]).map(|(a, b)| a * b).sum()
-                } else {
-                    (lo..hi).map(|ow| src[ow] * row[g.in_col(ow, kw)]).sum()
-                };
-                dw[kh * K + kw] += acc;
+    // Stride 2: over the parity planes, as the forward flat run, one dot product per tap.
+    SCRATCH.with_borrow_mut(|phases| {
+        let p = split_phases(g, pad, x, phases);
+        SPREAD.with_borrow_mut(|spread| {
+            spread.clear();
+            spread.resize((g.ho - 1) * p + g.wo, 0.0);
+            for (dst, src) in spread.chunks_mut(p).zip(grad.chunks_exact(g.wo)) {
+                dst[..g.wo].copy_from_slice(src);
             }
-        }
-    }
+            for (d, tap) in dw.iter_mut().zip(phase_taps(phases, p)) {
+                *d += dot(spread, &tap[..spread.len()]);
+            }
+        })
+    });
 }

@@ -8,11 +8,14 @@
 //! gamma and beta, so candle's autograd carries their gradients, while the big activations pass
 //! through one op instead of three (convolution, affine map, clamp), each with its own buffer.
 
+use std::mem::MaybeUninit;
+
 use candle_core::{CpuStorage, CustomOp1, CustomOp2, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::matmul::sum_over_images;
-use super::{contiguous_f32, output_in_chunks, DataFormat};
+
+use super::{assume_written, contiguous_f32, output_written_in_chunks, DataFormat};
 
 /// Pixels per task of the channels-last channel sums.
 const ROWS_PER_SUM: usize = 256;
@@ -70,10 +73,12 @@ pub(super) fn epilogue_backward(relu6: bool, y: &Tensor, grad: &Tensor, bias: &T
 /// `dz = grad` where ReLU6 passed (`0 < y < 6`, read off the output), else 0.
 struct Relu6Mask;
 
+/// Writes every element of `out` (which is as long as `g` and `y`).
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
-fn mask_chunk(out: &mut [f32], g: &[f32], y: &[f32]) {
+fn mask_chunk(out: &mut [MaybeUninit<f32>], g: &[f32], y: &[f32]) {
+    assert!(g.len() == out.len() && y.len() == out.len());
     for ((o, g), y) in out.iter_mut().zip(g).zip(y) {
-        *o = if *y > 0.0 && *y < 6.0 { *g } else { 0.0 };
+        o.write(if *y > 0.0 && *y < 6.0 { *g } else { 0.0 });
     }
 }
 
@@ -85,9 +90,11 @@ impl CustomOp2 for Relu6Mask {
     fn cpu_fwd(&self, gs: &CpuStorage, gl: &Layout, ys: &CpuStorage, yl: &Layout) -> Result<(CpuStorage, Shape)> {
         let (g, y) = (contiguous_f32(gs, gl)?, contiguous_f32(ys, yl)?);
         const CHUNK: usize = 1 << 14;
-        let dz = output_in_chunks(g.len(), CHUNK, || (), |_, i, o| {
+        let dz = output_written_in_chunks(g.len(), CHUNK, || (), |_, i, o| {
             let at = i * CHUNK..i * CHUNK + o.len();
             mask_chunk(o, &g[at.clone()], &y[at]);
+            // SAFETY: `mask_chunk` wrote every element of `o`.
+            unsafe { assume_written(o) }
         });
         Ok((CpuStorage::F32(dz), gl.shape().clone()))
     }

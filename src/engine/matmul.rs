@@ -58,31 +58,39 @@ pub(super) fn matmul(dst: &mut [f32], a: &Mat, b: &Mat, accumulate: bool, parall
 
 /// [`matmul`] (not accumulating) into memory not yet initialised, which it returns written.
 pub(super) fn matmul_uninit<'a>(dst: &'a mut [MaybeUninit<f32>], a: &Mat, b: &Mat, parallelism: Parallelism) -> &'a mut [f32] {
-    let (m, k, n) = (a.rows, a.cols, b.cols);
-    assert!(dst.len() == m * n && k > 0 && b.rows == k && a.fits() && b.fits());
-    let ((a_cs, a_rs), (b_cs, b_rs)) = (a.strides(), b.strides());
-    // SAFETY: as in `matmul_strided`; with `read_dst` false and `k > 0` gemm writes every element
-    // of the contiguous `m x n` destination without reading it, so all of `dst` is initialised
-    // when it returns (and `MaybeUninit<f32>` has the layout of `f32`).
-    unsafe {
-        gemm::gemm(
-            m, n, k, dst.as_mut_ptr() as *mut f32, 1, n as isize, false, a.data.as_ptr(), a_cs, a_rs,
-            b.data.as_ptr(), b_cs, b_rs, 1.0, 1.0, false, false, false, parallelism,
-        );
-        &mut *(dst as *mut [MaybeUninit<f32>] as *mut [f32])
-    }
+    assert_eq!(dst.len(), a.rows * b.cols);
+    matmul_strided_uninit(dst, b.cols, a, b, parallelism);
+    // SAFETY: the block is all of `dst`, and `matmul_strided_uninit` wrote every element of it.
+    unsafe { super::assume_written(dst) }
 }
 
 /// [`matmul`] into an `m x n` block whose rows lie `dst_stride` elements apart in `dst`.
 pub(super) fn matmul_strided(dst: &mut [f32], dst_stride: usize, a: &Mat, b: &Mat, accumulate: bool, parallelism: Parallelism) {
+    // SAFETY: an initialised `f32` is a valid `MaybeUninit<f32>` of the same layout, and gemm
+    // only stores `f32`s through it, so `dst` stays initialised.
+    let dst = unsafe { &mut *(dst as *mut [f32] as *mut [MaybeUninit<f32>]) };
+    gemm_into(dst, dst_stride, a, b, accumulate, parallelism);
+}
+
+/// [`matmul_strided`], not accumulating, into memory not yet initialised: afterwards the `m x n`
+/// block (`n` elements at each of the `m` row starts) is written, and only that.
+pub(super) fn matmul_strided_uninit(dst: &mut [MaybeUninit<f32>], dst_stride: usize, a: &Mat, b: &Mat, parallelism: Parallelism) {
+    // With `accumulate` false gemm writes every element of the block without reading it, given
+    // at least one product to sum.
+    assert!(a.cols > 0, "an empty product writes nothing");
+    gemm_into(dst, dst_stride, a, b, false, parallelism);
+}
+
+fn gemm_into(dst: &mut [MaybeUninit<f32>], dst_stride: usize, a: &Mat, b: &Mat, accumulate: bool, parallelism: Parallelism) {
     let (m, k, n) = (a.rows, a.cols, b.cols);
     assert!(b.rows == k && a.fits() && b.fits() && n <= dst_stride && (m == 0 || (m - 1) * dst_stride + n <= dst.len()));
     let ((a_cs, a_rs), (b_cs, b_rs)) = (a.strides(), b.strides());
     // SAFETY: the three buffers hold every element the strides address (asserted above), and
-    // `dst` is borrowed mutably, so it aliases neither input.
+    // `dst` is borrowed mutably, so it aliases neither input; gemm reads `dst` only when
+    // accumulating, which the callers allow only on initialised memory.
     unsafe {
         gemm::gemm(
-            m, n, k, dst.as_mut_ptr(), 1, dst_stride as isize, accumulate, a.data.as_ptr(), a_cs, a_rs,
+            m, n, k, dst.as_mut_ptr() as *mut f32, 1, dst_stride as isize, accumulate, a.data.as_ptr(), a_cs, a_rs,
             b.data.as_ptr(), b_cs, b_rs, 1.0, 1.0, false, false, false, parallelism,
         );
     }

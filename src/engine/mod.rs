@@ -129,7 +129,16 @@ fn output_written_in_chunks<S>(
 /// `piece` set to [`FRESH`], as the `f32`s it now holds.
 fn initialised(piece: &mut [MaybeUninit<f32>]) -> &mut [f32] {
     piece.fill(MaybeUninit::new(FRESH));
-    // SAFETY: every element was just written, and `MaybeUninit<f32>` has the layout of `f32`.
+    // SAFETY: every element was just written.
+    unsafe { assume_written(piece) }
+}
+
+/// `piece` as the `f32`s it holds.
+///
+/// # Safety
+/// Every element of `piece` has been written.
+unsafe fn assume_written(piece: &mut [MaybeUninit<f32>]) -> &mut [f32] {
+    // SAFETY: initialised, as the caller promises, and `MaybeUninit<f32>` has the layout of `f32`.
     unsafe { &mut *(piece as *mut [MaybeUninit<f32>] as *mut [f32]) }
 }
 

@@ -4,14 +4,13 @@
 //! (`X · Wᵀ`). Weight gradients are summed inside the multiplies instead of materialising one
 //! gradient per image.
 
-use std::ops::Range;
 
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tensor};
 use gemm::Parallelism;
 
-use super::matmul::{matmul, matmul_strided, matmul_uninit, sum_over_images, Mat, PARTIALS};
+use super::matmul::{matmul, matmul_strided_uninit, matmul_uninit, sum_over_images, Mat, PARTIALS};
 use super::epilogue::{apply_rows, epilogue_backward, Epilogue};
-use super::{contiguous_f32, output_in_chunks, output_written_in_chunks, DataFormat, Grads3};
+use super::{assume_written, contiguous_f32, output_written_in_chunks, DataFormat, Grads3};
 
 /// Output floats per multiply: about a quarter of a core's L2 cache.
 const BLOCK_FLOATS: usize = 1 << 17;
@@ -19,20 +18,26 @@ const BLOCK_FLOATS: usize = 1 << 17;
 /// `out[i] = a · x[i]` for every image `i` of `x` (`[N, K, HW]`), `a` being `M x K`; `out` is
 /// `[N, M, HW]`. Images in parallel, each multiply on one core: with AVX-512 even the 7x7 planes
 /// multiply as fast this way as regrouped into one whole-batch multiply, without the copies.
-/// Large planes are multiplied a block of columns at a time, and `finish(out[i], columns)` runs
-/// on each block while it is still in cache: on the 112x112 layers a whole image's output is
-/// larger than the cache, and a separate pass for the epilogue read it all from memory again.
-fn matmul_images(a: &Mat, x: &[f32], hw: usize, finish: impl Fn(&mut [f32], Range<usize>) + Sync) -> Vec<f32> {
+/// Large planes are multiplied a block of columns at a time, and `finish(row, values)` runs on
+/// each row's piece of a block while it is still in cache: on the 112x112 layers a whole image's
+/// output is larger than the cache, and a separate pass for the epilogue read it all from memory
+/// again. The multiplies write the output without reading it, so it is never zeroed first.
+fn matmul_images(a: &Mat, x: &[f32], hw: usize, finish: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
     let (m, k) = (a.rows, a.cols);
     let block = (BLOCK_FLOATS / m.max(1)).next_multiple_of(64).min(hw).max(1);
     let n = x.len() / (k * hw).max(1);
-    output_in_chunks(n * m * hw, m * hw, || (), |_, i, o| {
+    output_written_in_chunks(n * m * hw, m * hw, || (), |_, i, o| {
         let xi = Mat::new(&x[i * k * hw..(i + 1) * k * hw], k, hw);
         for start in (0..hw).step_by(block) {
             let columns = start..(start + block).min(hw);
-            matmul_strided(&mut o[start..], hw, a, &xi.columns(columns.clone()), false, Parallelism::None);
-            finish(o, columns);
+            matmul_strided_uninit(&mut o[start..], hw, a, &xi.columns(columns.clone()), Parallelism::None);
+            for (row, values) in o.chunks_exact_mut(hw).enumerate() {
+                // SAFETY: the multiply just wrote these columns of every row.
+                finish(row, unsafe { assume_written(&mut values[columns.clone()]) });
+            }
         }
+        // SAFETY: the blocks of columns cover every column of every row.
+        unsafe { assume_written(o) }
     })
 }
 
@@ -90,11 +95,9 @@ impl CustomOp3 for Forward {
         let hw = h * w;
         let y = match self.format {
             DataFormat::ChannelsLast => matmul_rows(x, c_in, &Mat::t(wt, c_in, c_out), |block| apply_rows(block, bias, self.relu6)),
-            DataFormat::ChannelsFirst => matmul_images(&Mat::new(wt, c_out, c_in), x, hw, |image, columns| {
-                for (plane, &b) in image.chunks_exact_mut(hw).zip(bias) {
-                    Epilogue::new(b, self.relu6).apply(&mut plane[columns.clone()]);
-                }
-            }),
+            DataFormat::ChannelsFirst => {
+                matmul_images(&Mat::new(wt, c_out, c_in), x, hw, |channel, values| Epilogue::new(bias[channel], self.relu6).apply(values))
+            }
         };
         Ok((CpuStorage::F32(y), self.format.shape(n, c_out, h, w)))
     }

@@ -41,6 +41,9 @@ fn every_kernel_writes_its_whole_output() {
             check(&what, &x, &var(&[33, 70, 1, 1]), &var(&[33]), |x, w, b| pointwise_conv(x, w, b, true, format).unwrap());
         }
     }
+    // 2100 output channels: the channels-first multiply writes a 10x13 plane in three blocks of columns.
+    let planes = var(&[2, 6, 10, 13]);
+    check("pointwise in blocks of columns", &planes, &var(&[2100, 6, 1, 1]), &var(&[2100]), |x, w, b| pointwise_conv(x, w, b, true, DataFormat::ChannelsFirst).unwrap());
     let image = Var::from_tensor(&Tensor::randn(0f32, 1.0, (2, 3, 15, 17), &Device::Cpu).unwrap()).unwrap();
     check("dense 3x3 stride 2", &image, &var(&[8, 3, 3, 3]), &var(&[8]), |x, w, b| conv2d_dense(&x.detach(), w, b, 2, [0, 1, 0, 1], true).unwrap());
 }
