@@ -20,6 +20,12 @@ Training batches are reshuffled every epoch (seeded), no augmentation. By defaul
 decoded and resized again every epoch (Keras' plain tf.data pipeline cost); `--cache` keeps the
 decoded images in memory instead.
 
+With `--draws DIR` (written by `food101 train --draws DIR`) Keras takes food101's random draws
+instead of its own: the head's initial kernel, each epoch's order of the training images and
+dropout's masks (a GlobalAveragePooling2D -> mask -> Dense head, the mask an input that is all
+ones in validation). Both then train on the same draws, and their curves should agree epoch by
+epoch up to float rounding; decoded images are kept in memory.
+
 BatchNorm stays in inference mode in both phases (see InferenceBase: keras-team/keras#20285);
 `--literal-keras3` uses the plain functional `base(inputs, training=False)` instead, under which
 Keras 3's fit() puts the unfrozen BN layers of phase 2 in batch-statistics mode.
@@ -30,7 +36,8 @@ Usage (the venv comes from bench/setup-peers.sh):
         --data /work/shared/datasets/cats_and_dogs_filtered \\
         --weights /work/shared/weights/mobilenet_v2_1.0_224_keras_imagenet.safetensors \\
         [--epochs1 10] [--epochs2 10] [--unfreeze-last 50] [--lr1 1e-3] [--lr2 1e-5] [--batch 32] \\
-        [--seed 0] [--fraction 1.0] [--threads N] [--resize antialiased|bilinear] [--cache] [--literal-keras3] [--json OUT.json]
+        [--seed 0] [--fraction 1.0] [--threads N] [--resize antialiased|bilinear] [--cache] [--literal-keras3] \\
+        [--draws DIR] [--json OUT.json]
 
 Prints one line per epoch, then a JSON summary (also written to --json):
     {"framework": "keras", "tf_version", "keras_version", "threads", "history": [{"epoch", "phase",
@@ -82,6 +89,7 @@ def parse_args():
     p.add_argument("--cache", action="store_true", help="decode and resize once, keep images in memory")
     p.add_argument("--literal-keras3", action="store_true",
                    help="plain functional base(inputs, training=False): BN follows fit's training flag")
+    p.add_argument("--draws", metavar="DIR", help="train with food101's random draws (food101 train --draws DIR)")
     p.add_argument("--json", metavar="OUT", help="also write the JSON summary here")
     a = p.parse_args()
     if a.threads is None:
@@ -207,7 +215,7 @@ def read_safetensors(path):
         import numpy as np
 
         dtypes = {"F32": np.float32, "F64": np.float64, "F16": np.float16, "I64": np.int64,
-                  "I32": np.int32, "U8": np.uint8}
+                  "I32": np.int32, "U32": np.uint32, "U8": np.uint8}
         with open(path, "rb") as f:
             n = int.from_bytes(f.read(8), "little")
             header = json.loads(f.read(n))
@@ -243,7 +251,7 @@ def load_base_weights(base, path):
     return len(used)
 
 
-def build_model(keras, weights, classes, literal):
+def build_model(keras, weights, classes, literal, draws=None):
     base = keras.applications.MobileNetV2(input_shape=(SIZE, SIZE, 3), include_top=False, weights=None)
     n = load_base_weights(base, weights)
     log(f"loaded {n} base tensors from {weights}")
@@ -272,9 +280,55 @@ def build_model(keras, weights, classes, literal):
     inputs = keras.Input((SIZE, SIZE, 3))
     features = base(inputs, training=False) if literal else InferenceBase(base, name="inference_base")(inputs)
     x = keras.layers.GlobalAveragePooling2D()(features)
-    x = keras.layers.Dropout(DROPOUT)(x)
-    outputs = keras.layers.Dense(classes)(x)
-    return base, keras.Model(inputs, outputs)
+    if draws is None:
+        x = keras.layers.Dropout(DROPOUT)(x)
+        outputs = keras.layers.Dense(classes)(x)
+        return base, keras.Model(inputs, outputs)
+    # Dropout with the drawn mask: kept features scaled by 1 / (1 - rate), as Dropout does.
+    mask = keras.Input((x.shape[-1],), name="dropout_mask")
+    dense = keras.layers.Dense(classes)
+    outputs = dense(keras.layers.Multiply()([x, mask]))
+    kernel = draws.tensors["dense/kernel"]  # [classes, features]
+    dense.kernel.assign(kernel.T.astype("float32"))
+    dense.bias.assign(keras.ops.zeros((classes,)))
+    return base, keras.Model([inputs, mask], outputs)
+
+
+class Draws:
+    """food101's random draws (`food101 train --draws DIR`): draws.json names the training
+    images (paths relative to the dataset's root, labels), draws.safetensors holds `dense/kernel`
+    and, per epoch E (counted from 1 over both phases), `epoch_E/order` and `epoch_E/keep`."""
+
+    def __init__(self, folder, root, classes, batch):
+        with open(os.path.join(folder, "draws.json")) as f:
+            self.index = json.load(f)
+        self.tensors = read_safetensors(os.path.join(folder, "draws.safetensors"))
+        if self.index["classes"] != classes:
+            raise SystemExit(f"keras_recipe: the draws are for classes {self.index['classes'][:5]}..., not these")
+        if self.index["batch_size"] != batch or abs(self.index["dropout"] - DROPOUT) > 1e-6:
+            raise SystemExit(f"keras_recipe: the draws are for batch {self.index['batch_size']} and dropout "
+                             f"{self.index['dropout']}, this run has {batch} and {DROPOUT}")
+        self.paths = [os.path.join(root, rel) for rel, _ in self.index["train"]]
+        self.labels = [label for _, label in self.index["train"]]
+
+    def epochs(self):
+        return self.index["epochs"]
+
+    def dataset(self, tf, images, labels, epoch, batch):
+        """Epoch `epoch`'s batches, ((images, mask), labels), in the drawn order and masks."""
+        import numpy as np
+
+        order = self.tensors[f"epoch_{epoch}/order"].astype(np.int64)
+        mask = self.tensors[f"epoch_{epoch}/keep"].astype(np.float32) / np.float32(1.0 - DROPOUT)
+
+        def batches():
+            for start in range(0, len(order), batch):
+                rows = order[start:start + batch]
+                yield (images[rows], mask[start:start + batch]), labels[rows]
+
+        spec = ((tf.TensorSpec((None, SIZE, SIZE, 3), tf.float32), tf.TensorSpec((None, mask.shape[1]), tf.float32)),
+                tf.TensorSpec((None,), tf.int32))
+        return tf.data.Dataset.from_generator(batches, output_signature=spec).prefetch(2)
 
 
 def bn_moving_stats(base, names):
@@ -317,10 +371,38 @@ def main():
     classes, (train_p, train_l), (val_p, val_l), val_dir = load_dataset(a.data, a.fraction, a.seed)
     log(f"{len(classes)} classes, {len(train_p)} train images, {len(val_p)} validation images ({val_dir})")
     antialias = a.resize == "antialiased"
-    train_ds = make_pipeline(tf, train_p, train_l, a.batch, a.seed, a.cache, a.threads, antialias)
-    val_ds = make_pipeline(tf, val_p, val_l, a.batch, None, a.cache, a.threads, antialias)
+    draws = None
+    if a.draws:
+        import numpy as np
 
-    base, model = build_model(keras, a.weights, len(classes), a.literal_keras3)
+        draws = Draws(a.draws, a.data, classes, a.batch)
+        if sorted(map(os.path.normpath, draws.paths)) != sorted(map(os.path.normpath, train_p)):
+            raise SystemExit(f"keras_recipe: the draws in {a.draws} are for other training images")
+        if a.epochs1 + a.epochs2 > draws.epochs():
+            raise SystemExit(f"keras_recipe: the draws cover {draws.epochs()} epochs, this run has {a.epochs1 + a.epochs2}")
+        decoded = make_pipeline(tf, draws.paths, draws.labels, a.batch, None, True, a.threads, antialias)
+        train_images = np.concatenate([x.numpy() for x, _ in decoded])
+        train_labels = np.asarray(draws.labels, dtype=np.int32)
+        features = 1280  # MobileNetV2 1.0's out_relu channels
+        val_ds = make_pipeline(tf, val_p, val_l, a.batch, None, True, a.threads, antialias).map(
+            lambda x, y: ((x, tf.ones((tf.shape(x)[0], features))), y))
+        log(f"draws from {a.draws}: {draws.epochs()} epochs, {len(train_images)} training images in memory")
+    else:
+        train_ds = make_pipeline(tf, train_p, train_l, a.batch, a.seed, a.cache, a.threads, antialias)
+        val_ds = make_pipeline(tf, val_p, val_l, a.batch, None, a.cache, a.threads, antialias)
+
+    def fit(phase, first, last):
+        """Epochs first+1..last (counted over both phases) of `phase`."""
+        if draws is None:
+            # shuffle=False: the tf.data pipeline shuffles (fit's own flag only warns on datasets).
+            model.fit(train_ds, validation_data=val_ds, initial_epoch=first, epochs=last, shuffle=False,
+                      callbacks=[EpochLog(phase)], verbose=0)
+            return
+        for epoch in range(first, last):
+            model.fit(draws.dataset(tf, train_images, train_labels, epoch + 1, a.batch), validation_data=val_ds,
+                      initial_epoch=epoch, epochs=epoch + 1, shuffle=False, callbacks=[EpochLog(phase)], verbose=0)
+
+    base, model = build_model(keras, a.weights, len(classes), a.literal_keras3, draws)
     setup_seconds = time.perf_counter() - t_start
     history = []
 
@@ -352,9 +434,7 @@ def main():
     log(f"phase 1: {n_params(model.trainable_weights)} trainable params")
     t1 = time.perf_counter()
     if a.epochs1:
-        # shuffle=False: the tf.data pipeline shuffles (fit's own flag only warns on datasets).
-        model.fit(train_ds, validation_data=val_ds, epochs=a.epochs1, shuffle=False,
-                  callbacks=[EpochLog("feature_extraction")], verbose=0)
+        fit("feature_extraction", 0, a.epochs1)
     phase1_seconds = time.perf_counter() - t1
 
     # Phase 2: unfreeze the last layers; recompiling is what makes the new flags count (and gives
@@ -375,8 +455,7 @@ def main():
     compile_model(keras, model, a.lr2, len(classes))
     t2 = time.perf_counter()
     if a.epochs2:
-        model.fit(train_ds, validation_data=val_ds, initial_epoch=a.epochs1, epochs=a.epochs1 + a.epochs2,
-                  shuffle=False, callbacks=[EpochLog("fine_tune")], verbose=0)
+        fit("fine_tune", a.epochs1, a.epochs1 + a.epochs2)
     t_end = time.perf_counter()
 
     # Moving statistics only change when BN ran in batch-statistics (training) mode: the check
@@ -402,6 +481,7 @@ def main():
             "data": a.data, "weights": a.weights, "epochs1": a.epochs1, "epochs2": a.epochs2,
             "unfreeze_last": a.unfreeze_last, "lr1": a.lr1, "lr2": a.lr2, "batch": a.batch,
             "seed": a.seed, "fraction": a.fraction, "cache": a.cache, "resize": a.resize, "literal_keras3": a.literal_keras3,
+            "draws": a.draws,
             "classes": len(classes), "train_images": len(train_p), "validation_images": len(val_p),
         },
         "phase2_bn_batch_statistics": bn_drift > 0,

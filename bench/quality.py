@@ -6,6 +6,9 @@ For every seed, runs (one after the other, on this machine):
   food101-improved   `food101 train --recipe improved`
   food101-tf-pixels  the original recipe on TensorFlow's pixels (`--jpeg tensorflow`), not run unless asked
   keras              bench/keras_recipe.py (TensorFlow/Keras, the same weights, the same recipe)
+  keras-draws        the same, on food101-original's random draws (head init, batch order, dropout
+                     masks; `food101 train --draws`), not run unless asked; with both runs the
+                     table is followed by their difference epoch by epoch
 and writes a Markdown table (mean and per seed: validation accuracy after phase 1 and phase 2,
 the standard error of the final mean over the seeds, top-5, wall time) to OUT/quality.md and every run's JSON and log to OUT/.
 
@@ -39,7 +42,7 @@ FOOD101 = {
     "food101-improved": ["--recipe", "improved"],
     "food101-tf-pixels": ["--recipe", "original", "--jpeg", "tensorflow"],
 }
-RUNS = (*FOOD101, "keras")
+RUNS = (*FOOD101, "keras", "keras-draws")
 DEFAULT_RUNS = ("food101-original", "food101-improved", "keras")
 
 
@@ -58,15 +61,23 @@ def parse_args():
     unknown = set(a.runs) - set(RUNS)
     if unknown or not a.runs or not a.seeds:
         p.error(f"--runs takes some of {RUNS}, --seeds at least one seed")
+    if "keras-draws" in a.runs and "food101-original" not in a.runs[:a.runs.index("keras-draws")]:
+        p.error("keras-draws takes food101-original's draws: list food101-original before it")
     return a
 
 
+def draws_dir(a, seed):
+    return os.path.join(a.out, f"food101-original-{seed}", "draws")
+
+
 def command(a, run, seed, json_path):
-    if run == "keras":
+    if run.startswith("keras"):
+        draws = ["--draws", draws_dir(a, seed)] if run == "keras-draws" else []
         return [sys.executable, os.path.join(HERE, "keras_recipe.py"), "--data", a.data, "--weights", a.weights,
-                "--seed", str(seed), "--cache", "--json", json_path]
+                "--seed", str(seed), "--cache", *draws, "--json", json_path]
+    draws = ["--draws", draws_dir(a, seed)] if run == "food101-original" and "keras-draws" in a.runs else []
     return [a.binary, "train", "--data", a.data, "--weights", a.weights, *FOOD101[run], "--seed", str(seed),
-            "--out", os.path.join(a.out, f"{run}-{seed}"), "--history-json", json_path, "--no-mlflow"]
+            "--out", os.path.join(a.out, f"{run}-{seed}"), "--history-json", json_path, "--no-mlflow", *draws]
 
 
 def run_one(a, run, seed):
@@ -90,13 +101,15 @@ def run_one(a, run, seed):
             json.dump(result, f, indent=1)
     with open(json_path) as f:
         result = json.load(f)
-    epochs = result["history"] if run == "keras" else result["epochs"]
+    epochs = result["history"] if run.startswith("keras") else result["epochs"]
     phase1 = [e for e in epochs if e["phase"] == "feature_extraction"]
     row = {
         "phase1": phase1[-1]["val_accuracy"] if phase1 else None,
         "final": epochs[-1]["val_accuracy"],
         "top5": epochs[-1]["val_top5"],
         "seconds": result["wall_seconds"],
+        "val_accuracy": [e["val_accuracy"] for e in epochs],
+        "val_loss": [e["val_loss"] for e in epochs],
     }
     print(f"quality: {run} seed {seed}: phase 1 {row['phase1']:.4f}, final {row['final']:.4f}, "
           f"top-5 {row['top5']:.4f}, {row['seconds']:.0f} s", flush=True)
@@ -119,6 +132,16 @@ def table(a, results):
         spread = statistics.stdev(r["final"] for r in rows) / len(rows) ** 0.5 if len(rows) > 1 else float("nan")
         lines.append(f"| {run} | {100 * mean('phase1'):.2f}% | **{100 * mean('final'):.2f}%** | {100 * spread:.2f} | "
                      f"{100 * mean('top5'):.1f}% | {mean('seconds'):.0f} s | {per_seed} |")
+    if "keras-draws" in a.runs:
+        lines += ["", "food101-original against keras-draws (the same random draws), epoch by epoch:", "",
+                  "| seed | largest accuracy gap | largest val-loss gap | phase 1 (food101 / Keras) | final (food101 / Keras) |",
+                  "|---|---|---|---|---|"]
+        for seed in a.seeds:
+            f, k = results[("food101-original", seed)], results[("keras-draws", seed)]
+            acc = max(abs(x - y) for x, y in zip(f["val_accuracy"], k["val_accuracy"]))
+            loss = max(abs(x - y) for x, y in zip(f["val_loss"], k["val_loss"]))
+            lines.append(f"| {seed} | {100 * acc:.2f} points | {loss:.4f} | {100 * f['phase1']:.2f}% / {100 * k['phase1']:.2f}% | "
+                         f"{100 * f['final']:.2f}% / {100 * k['final']:.2f}% |")
     return "\n".join(lines) + "\n"
 
 

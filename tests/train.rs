@@ -9,7 +9,8 @@ use food101::candle_core::Device;
 use food101::data::synthetic::Spec;
 use food101::data::{ClassSelection, Dataset};
 use food101::predict::ImageClassifier;
-use food101::train::{Evaluation, History, Phase, TrainConfig, Trainer};
+use food101::candle_nn::Module;
+use food101::train::{cross_entropy, Adam, EpochDraws, Evaluation, History, Phase, TrainConfig, Trainer};
 use food101::candle_nn::VarMap;
 use food101::{ClassifierHead, Error, MobileNetV2};
 
@@ -206,6 +207,55 @@ fn the_activation_map_averages_to_the_class_logit() {
         let mean = map.iter().sum::<f32>() / map.len() as f32;
         assert!((mean + bias[class] - logits[class]).abs() < 1e-4, "class {class}: {} vs {}", mean + bias[class], logits[class]);
     }
+}
+
+/// The head's kernel after one phase-1 epoch replayed by hand from `draws`: the batches in its
+/// order, its dropout masks, the initial kernel of the seed, Adam's steps on the pooled features.
+fn replay_epoch(s: &common::Setup, draws: &EpochDraws, seed: u64) -> Vec<Vec<f32>> {
+    use food101::candle_core::Tensor;
+    let model = s.model();
+    let preprocessor = model.preprocessor();
+    let images: Vec<Tensor> = s.dataset.train.iter().map(|x| preprocessor.file_tensor(&x.path, &Device::Cpu).unwrap()).collect();
+    let features = model.features(&Tensor::stack(&images, 0).unwrap()).unwrap();
+    let labels: Vec<u32> = s.dataset.train.iter().map(|x| x.label as u32).collect();
+    let head = ClassifierHead::new(&VarMap::new(), &Device::Cpu, model.feature_dim(), s.dataset.classes.len(), 0.3, seed).unwrap();
+    let phase = phase1();
+    let mut adam = Adam::new(head.trainable_variables(), phase.optimizer).unwrap();
+    for (chunk, keeps) in draws.order.chunks(8).zip(&draws.keeps) {
+        let rows: Vec<u32> = chunk.iter().map(|&i| i as u32).collect();
+        let index = Tensor::new(rows.as_slice(), &Device::Cpu).unwrap();
+        let x = features.index_select(&index, 0).unwrap();
+        let mask: Vec<f32> = keeps.iter().map(|&k| if k { 1.0 / 0.7 } else { 0.0 }).collect();
+        let x = (x * Tensor::from_vec(mask, (chunk.len(), model.feature_dim()), &Device::Cpu).unwrap()).unwrap();
+        let y = Tensor::new(rows.iter().map(|&i| labels[i as usize]).collect::<Vec<_>>().as_slice(), &Device::Cpu).unwrap();
+        let log_probs = food101::candle_nn::ops::log_softmax(&head.dense().forward(&x).unwrap(), 1).unwrap();
+        adam.step(&cross_entropy(&log_probs, &y, 0.0).unwrap().backward().unwrap()).unwrap();
+    }
+    head.dense().weight().to_vec2().unwrap()
+}
+
+#[test]
+fn the_draws_written_down_are_the_ones_the_epoch_trains_with() {
+    let s = setup(Spec::default());
+    let config = s.train_config("draws");
+    let seed = config.seed;
+    let mut trainer = s.trainer(config);
+    let initial: Vec<Vec<f32>> = trainer.head().dense().weight().to_vec2().unwrap();
+    let (first, second) = (trainer.draws(1), trainer.draws(2));
+    assert_eq!(first.keeps.len(), s.dataset.train.len().div_ceil(8), "a mask per batch");
+    assert_ne!(first, second, "each epoch draws anew");
+    trainer.fit(Phase::feature_extraction(1)).unwrap();
+    let trained: Vec<Vec<f32>> = trainer.head().dense().weight().to_vec2().unwrap();
+    let gap = |kernel: &[Vec<f32>]| kernel.iter().flatten().zip(trained.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0.0f32, f32::max);
+    let same = gap(&replay_epoch(&s, &first, seed));
+    let other_order = gap(&replay_epoch(&s, &EpochDraws { order: second.order.clone(), ..first.clone() }, seed));
+    let other_masks = gap(&replay_epoch(&s, &EpochDraws { keeps: second.keeps.clone(), ..first.clone() }, seed));
+    // The small random base's features are tiny and so are the kernel's steps, but the draws
+    // shape every step: each shows at the scale of the epoch's whole movement.
+    let moved = gap(&initial);
+    assert!(moved > 0.0, "the epoch trained the kernel");
+    assert!(same <= 0.01 * moved, "replaying epoch 1's draws by hand gives the trained kernel ({same}; the epoch moved it {moved})");
+    assert!(other_order > 0.1 * moved && other_masks > 0.1 * moved, "another order ({other_order}) or other masks ({other_masks}) train another kernel (moved {moved})");
 }
 
 #[test]

@@ -9,7 +9,7 @@ use food101::data::{download, Augment, ClassSelection, Dataset, JpegDecoding};
 use food101::model::{hub, MobileNetV2};
 use food101::recipe::{self, Recipe};
 use food101::track::Tracker;
-use food101::train::{Schedule, TrainConfig, Trainer};
+use food101::train::{draws, Schedule, TrainConfig, Trainer};
 
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum RecipeName {
@@ -100,6 +100,10 @@ pub struct TrainArgs {
     /// Also write the history (with the final evaluation) here.
     #[arg(long)]
     history_json: Option<PathBuf>,
+    /// Also write the run's random draws into this folder (the head's initial kernel, each
+    /// epoch's sample order and dropout masks), for `bench/keras_recipe.py --draws`.
+    #[arg(long)]
+    draws: Option<PathBuf>,
     /// Registered-model name in MLflow.
     #[arg(long, default_value = recipe::REGISTERED_MODEL)]
     register_as: String,
@@ -234,6 +238,14 @@ pub fn run(args: TrainArgs, device: &Device) -> Result<()> {
 
 fn train(args: &TrainArgs, recipe: &Recipe, model: MobileNetV2, dataset: Dataset, config: TrainConfig, out: &std::path::Path, tracker: Option<Tracker>) -> Result<()> {
     let mut trainer = Trainer::new(model, dataset, config)?;
+    if let Some(dir) = &args.draws {
+        if args.augment || recipe.phases().iter().any(|p| p.random_flip) {
+            anyhow::bail!("--draws: random flips and augmentation draw more than the file holds; run without them");
+        }
+        let epochs = recipe.phases().iter().map(|p| p.epochs).sum();
+        draws::save(&trainer, epochs, dir)?;
+        println!("draws: {epochs} epochs -> {}", dir.display());
+    }
     if let Some(tracker) = &tracker {
         trainer.add_callback(tracker.clone());
     }

@@ -69,9 +69,15 @@ impl ClassifierHead {
             return self.dense.forward(&pooled);
         }
         let keep = 1.0 / (1.0 - self.dropout);
-        let mask: Vec<f32> = (0..pooled.elem_count()).map(|_| if rng.random::<f32>() < self.dropout { 0.0 } else { keep }).collect();
+        let mask: Vec<f32> = self.dropout_keeps(pooled.dim(0)?, rng).into_iter().map(|k| if k { keep } else { 0.0 }).collect();
         let mask = Tensor::from_vec(mask, pooled.shape(), pooled.device())?;
         self.dense.forward(&(pooled * mask)?)
+    }
+
+    /// Dropout's draw for `rows` examples, row by row: which features it keeps (each is dropped
+    /// with probability `dropout`).
+    pub fn dropout_keeps(&self, rows: usize, rng: &mut impl Rng) -> Vec<bool> {
+        (0..rows * self.features()).map(|_| rng.random::<f32>() >= self.dropout).collect()
     }
 
     /// Class probabilities in inference mode.

@@ -11,6 +11,7 @@ use rand::SeedableRng;
 
 use super::adam::Adam;
 use super::checkpoint::{self, TrainingState};
+use super::draws::EpochDraws;
 use super::features::{self, FeatureStore};
 use super::history::{EpochRecord, History, PhaseRecord};
 use super::metrics::{Evaluation, Metrics};
@@ -355,7 +356,7 @@ impl Trainer {
         let steps_per_epoch = source.len(true).div_ceil(self.config.batch_size) as u64;
         let skipped = source.for_each(true, epoch as u64, |b, batch| {
             let x = self.model.forward_units(&batch.images, units.clone())?;
-            let mut rng = rand::rngs::StdRng::seed_from_u64(mix(self.config.seed, epoch as u64, b as u64));
+            let mut rng = self.dropout_rng(epoch, b);
             let log_probs = log_softmax(&self.head.forward_train(&x, &mut rng)?, 1)?;
             let loss = cross_entropy(&log_probs, &batch.labels, f64::from(phase.label_smoothing))?;
             let value = loss.to_scalar::<f32>()?;
@@ -372,6 +373,21 @@ impl Trainer {
             return Err(self.nothing_readable("training"));
         }
         Ok((metrics, skipped))
+    }
+
+    /// The generator of batch `b`'s dropout mask in `epoch`.
+    fn dropout_rng(&self, epoch: usize, b: usize) -> rand::rngs::StdRng {
+        rand::rngs::StdRng::seed_from_u64(mix(self.config.seed, epoch as u64, b as u64))
+    }
+
+    /// The random draws training epoch `epoch` (counted from 1 over all phases, as in the
+    /// history) makes: the order of the training samples and each batch's dropout mask. They
+    /// are the epoch's own when every training image is readable (an unreadable one leaves the
+    /// batches) and there are no random flips (whose coins are not included).
+    pub fn draws(&self, epoch: usize) -> EpochDraws {
+        let order = DataLoader::new(self.dataset.train.clone(), self.pipeline(true, false), self.model.device()).order(epoch as u64);
+        let keeps = order.chunks(self.config.batch_size).enumerate().map(|(b, chunk)| self.head.dropout_keeps(chunk.len(), &mut self.dropout_rng(epoch, b))).collect();
+        EpochDraws { order, keeps }
     }
 
     /// The error of a split none of whose images could be read: no number can come of it.
