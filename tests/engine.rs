@@ -216,6 +216,58 @@ fn a_frozen_inverted_residual_block_in_one_pass_matches_its_layers_in_stock_cand
     }
 }
 
+#[test]
+fn a_trainable_inverted_residual_block_as_one_op_matches_its_layers() {
+    // (input channels, expanded, output channels, h, w, stride, pad); no expansion when the
+    // expanded channels are the input's (MobileNetV2's block 0).
+    let cases = [
+        (6, 18, 6, 7, 9, 1, [1, 1, 1, 1]),
+        (6, 18, 8, 8, 11, 2, [0, 1, 0, 1]),
+        (5, 15, 7, 9, 6, 2, [1, 1, 1, 1]),
+        (8, 8, 4, 6, 7, 1, [1, 1, 1, 1]),
+    ];
+    for format in [DataFormat::ChannelsFirst, DataFormat::ChannelsLast] {
+        for (c_in, c, c_out, h, w, stride, pad) in cases {
+            let expand = c != c_in;
+            let residual = stride == 1 && c_in == c_out;
+            let layout = engine::BlockLayout { expand, expanded: c, outputs: c_out, stride, pad, residual, format };
+            let mut inputs = vec![randn(&[2, c_in, h, w])];
+            if expand {
+                inputs.extend([randn(&[c, c_in, 1, 1]), bias(c)]);
+            }
+            inputs.extend([randn(&[c, 1, 3, 3]), bias(c), randn(&[c_out, c, 1, 1]), bias(c_out)]);
+            let ours = |t: &[Tensor]| {
+                let weights: Vec<Tensor> = t[1..].iter().step_by(2).map(|w| w.flatten_all().unwrap()).collect();
+                let biases: Vec<&Tensor> = t[2..].iter().step_by(2).collect();
+                let (weights, biases) = (Tensor::cat(&weights, 0).unwrap(), Tensor::cat(&biases, 0).unwrap());
+                in_format(&t[0], format, |x| engine::trainable_inverted_residual(x, &weights, &biases, layout).unwrap())
+            };
+            // The same layers as separate ops of the engine, each checked against stock candle above.
+            let layers = |t: &[Tensor]| {
+                in_format(&t[0], format, |x| {
+                    let mut y = x.clone();
+                    let mut layers = t[1..].chunks(2);
+                    if expand {
+                        let [w, b] = layers.next().unwrap() else { unreachable!() };
+                        y = engine::pointwise_conv(&y, w, b, true, format).unwrap();
+                    }
+                    let [w, b] = layers.next().unwrap() else { unreachable!() };
+                    y = engine::depthwise_conv3x3(&y, w, b, stride, pad, true, format).unwrap();
+                    let [w, b] = layers.next().unwrap() else { unreachable!() };
+                    y = engine::pointwise_conv(&y, w, b, false, format).unwrap();
+                    if residual { (y + x).unwrap() } else { y }
+                })
+            };
+            let what = format!("trainable block {format:?} {c_in}->{c}->{c_out} {h}x{w} stride {stride} pad {pad:?}");
+            compare(&ours, &layers, &inputs, &what);
+            // With a frozen input (the first trainable block's), the weights' gradients alone.
+            let x = inputs[0].as_tensor().detach();
+            let with_x = |t: &[Tensor]| [std::slice::from_ref(&x), t].concat();
+            compare(&|t: &[Tensor]| ours(&with_x(t)), &|t: &[Tensor]| layers(&with_x(t)), &inputs[1..], &format!("{what}, frozen input"));
+        }
+    }
+}
+
 /// A function of some tensors, as the gradient tests differentiate it.
 type Function = Box<dyn Fn(&[Tensor]) -> Tensor + Sync>;
 
@@ -263,3 +315,4 @@ fn weight_gradients_are_the_same_bits_on_any_number_of_threads() {
     let r = Tensor::randn(0f32, 1.0, stem(&[inputs[0].as_tensor().detach(), inputs[1].as_tensor().detach()]).shape(), &Device::Cpu).unwrap();
     assert_same_bits(gradient_bits(1, &stem, &inputs, &r), gradient_bits(3, &stem, &inputs, &r), "stem");
 }
+

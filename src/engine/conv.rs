@@ -107,7 +107,7 @@ impl CustomOp3 for Forward {
         if x.track_op() {
             candle_core::bail!("the dense convolution kernel has no input gradient (its input is meant to be the image)")
         }
-        let (dz, dbias) = epilogue_backward(self.relu6, y, grad, bias, DataFormat::ChannelsFirst)?;
+        let (dz, dbias) = epilogue_backward(self.relu6, y, grad, bias.track_op(), DataFormat::ChannelsFirst)?;
         let filter = BackwardFilter { stride: self.stride, pad: self.pad, k: w.dim(2)? };
         let dw = if w.track_op() { Some(dz.apply_op2_no_bwd(x, &filter)?) } else { None };
         Ok((None, dw, dbias))

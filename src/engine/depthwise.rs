@@ -14,23 +14,23 @@ use super::{assume_written, contiguous_f32, depthwise_nhwc, output_in_chunks, ou
 
 /// The settings every pass of one depthwise convolution shares.
 #[derive(Debug, Clone, Copy)]
-struct Conv {
-    stride: usize,
-    pad: Pad,
-    format: DataFormat,
+pub(super) struct Conv {
+    pub(super) stride: usize,
+    pub(super) pad: Pad,
+    pub(super) format: DataFormat,
 }
 
 impl Conv {
-    fn geometry(&self, h: usize, w: usize) -> Result<Geometry> {
+    pub(super) fn geometry(&self, h: usize, w: usize) -> Result<Geometry> {
         Geometry::new(h, w, self.stride, self.pad)
     }
 }
 
 /// Forward: `(x [N, C, H, W], w [C, 1, 3, 3], bias [C]) -> y [N, C, Ho, Wo]`, then ReLU6
 /// (`[N, H, W, C]` in and out when channels last).
-struct Forward {
-    conv: Conv,
-    relu6: bool,
+pub(super) struct Forward {
+    pub(super) conv: Conv,
+    pub(super) relu6: bool,
 }
 
 impl CustomOp3 for Forward {
@@ -67,25 +67,27 @@ impl CustomOp3 for Forward {
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, bias: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Grads3> {
-        let (dz, dbias) = epilogue_backward(self.relu6, y, grad, bias, self.conv.format)?;
+        self.backward(x, w, y, grad, [x.track_op(), w.track_op(), bias.track_op()])
+    }
+}
+
+impl Forward {
+    /// The gradients of input, weight and bias that `need` asks for, from the output `y` and its
+    /// incoming gradient (the bias itself is not needed).
+    pub(super) fn backward(&self, x: &Tensor, w: &Tensor, y: &Tensor, grad: &Tensor, need: [bool; 3]) -> Result<Grads3> {
+        let (dz, dbias) = epilogue_backward(self.relu6, y, grad, need[2], self.conv.format)?;
         let (_, _, h, wd) = self.conv.format.nchw(x.layout())?;
-        let dx = match x.track_op() {
-            true => Some(dz.apply_op2_no_bwd(w, &BackwardData { conv: self.conv, h, w: wd })?),
-            false => None,
-        };
-        let dw = match w.track_op() {
-            true => Some(x.apply_op2_no_bwd(&dz, &BackwardFilter { conv: self.conv })?),
-            false => None,
-        };
+        let dx = need[0].then(|| dz.apply_op2_no_bwd(w, &BackwardData { conv: self.conv, h, w: wd })).transpose()?;
+        let dw = need[1].then(|| x.apply_op2_no_bwd(&dz, &BackwardFilter { conv: self.conv })).transpose()?;
         Ok((dx, dw, dbias))
     }
 }
 
 /// Input gradient: `(grad [N, C, Ho, Wo], w) -> dx [N, C, H, W]` (or channels last).
-struct BackwardData {
-    conv: Conv,
-    h: usize,
-    w: usize,
+pub(super) struct BackwardData {
+    pub(super) conv: Conv,
+    pub(super) h: usize,
+    pub(super) w: usize,
 }
 
 impl CustomOp2 for BackwardData {
@@ -117,8 +119,8 @@ impl CustomOp2 for BackwardData {
 }
 
 /// Weight gradient: `(x, grad) -> dw [C, 1, 3, 3]`, summed over the batch.
-struct BackwardFilter {
-    conv: Conv,
+pub(super) struct BackwardFilter {
+    pub(super) conv: Conv,
 }
 
 impl CustomOp2 for BackwardFilter {

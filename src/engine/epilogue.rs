@@ -61,17 +61,17 @@ pub(super) fn apply_rows(rows: &mut [f32], bias: &[f32], relu6: bool) {
     }
 }
 
-/// The gradient of the convolution's raw output and, when `bias` trains, of the bias, from the
+/// The gradient of the convolution's raw output and, with `bias_grad`, of the bias, from the
 /// op's output `y` and its incoming gradient.
-pub(super) fn epilogue_backward(relu6: bool, y: &Tensor, grad: &Tensor, bias: &Tensor, format: DataFormat) -> Result<(Tensor, Option<Tensor>)> {
+pub(super) fn epilogue_backward(relu6: bool, y: &Tensor, grad: &Tensor, bias_grad: bool, format: DataFormat) -> Result<(Tensor, Option<Tensor>)> {
     let grad = grad.contiguous()?;
     let dz = if relu6 { grad.apply_op2_no_bwd(y, &Relu6Mask)? } else { grad };
-    let dbias = if bias.track_op() { Some(dz.apply_op1_no_bwd(&ChannelSums { format })?) } else { None };
+    let dbias = bias_grad.then(|| dz.apply_op1_no_bwd(&ChannelSums { format })).transpose()?;
     Ok((dz, dbias))
 }
 
 /// `dz = grad` where ReLU6 passed (`0 < y < 6`, read off the output), else 0.
-struct Relu6Mask;
+pub(super) struct Relu6Mask;
 
 /// Writes every element of `out` (which is as long as `g` and `y`).
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
@@ -101,8 +101,8 @@ impl CustomOp2 for Relu6Mask {
 }
 
 /// `[N, C, H, W] -> [C]` (or `[N, H, W, C] -> [C]`): sums over images and pixels.
-struct ChannelSums {
-    format: DataFormat,
+pub(super) struct ChannelSums {
+    pub(super) format: DataFormat,
 }
 
 /// `acc[c] += Σ_r rows[r][c]`.

@@ -9,7 +9,9 @@
 //!
 //! Frozen inverted-residual blocks on channels-first planes (everything in front of phase 2's
 //! trainable layers, and prediction) run as one op per block ([`inverted_residual`]), a band of
-//! rows at a time, so that their large expanded activations never leave the cache.
+//! rows at a time, so that their large expanded activations never leave the cache. Trainable
+//! blocks run as one op of the graph too ([`trainable_inverted_residual`]), so that the
+//! gradients of their expanded activations never pass through candle's gradient store.
 
 mod block;
 mod conv;
@@ -20,12 +22,14 @@ mod epilogue;
 mod geometry;
 mod matmul;
 mod pointwise;
+mod trainable_block;
 
 pub use block::{inverted_residual, runs_in_one_pass, Folded, InvertedResidualWeights};
 pub use conv::conv2d_dense;
 pub use depthwise::depthwise_conv3x3;
 pub use geometry::Pad;
 pub use pointwise::pointwise_conv;
+pub use trainable_block::{trainable_inverted_residual, BlockLayout};
 
 use std::mem::MaybeUninit;
 

@@ -70,9 +70,9 @@ fn matmul_rows_transposed(a: &[f32], m: usize, x: &[f32], k: usize) -> Vec<f32> 
 
 /// `(x [N, Cin, H, W], w [Cout, Cin, 1, 1], bias [Cout]) -> y [N, Cout, H, W]`, then ReLU6
 /// (`[N, H, W, C]` in and out when channels last).
-struct Forward {
-    relu6: bool,
-    format: DataFormat,
+pub(super) struct Forward {
+    pub(super) relu6: bool,
+    pub(super) format: DataFormat,
 }
 
 impl CustomOp3 for Forward {
@@ -103,17 +103,25 @@ impl CustomOp3 for Forward {
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, bias: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Grads3> {
-        let (dz, dbias) = epilogue_backward(self.relu6, y, grad, bias, self.format)?;
         // Only what the graph needs: the first trainable layer's input is frozen activations.
-        let dx = if x.track_op() { Some(dz.apply_op2_no_bwd(w, &BackwardData { format: self.format })?) } else { None };
-        let dw = if w.track_op() { Some(dz.apply_op2_no_bwd(x, &BackwardFilter { format: self.format })?) } else { None };
+        self.backward(x, w, y, grad, [x.track_op(), w.track_op(), bias.track_op()])
+    }
+}
+
+impl Forward {
+    /// The gradients of input, weight and bias that `need` asks for, from the output `y` and its
+    /// incoming gradient (the bias itself is not needed).
+    pub(super) fn backward(&self, x: &Tensor, w: &Tensor, y: &Tensor, grad: &Tensor, need: [bool; 3]) -> Result<Grads3> {
+        let (dz, dbias) = epilogue_backward(self.relu6, y, grad, need[2], self.format)?;
+        let dx = need[0].then(|| dz.apply_op2_no_bwd(w, &BackwardData { format: self.format })).transpose()?;
+        let dw = need[1].then(|| dz.apply_op2_no_bwd(x, &BackwardFilter { format: self.format })).transpose()?;
         Ok((dx, dw, dbias))
     }
 }
 
 /// `dX[n] = Wᵀ · G[n]` (channels last: `dX = G · W`), from `(grad, w)`.
-struct BackwardData {
-    format: DataFormat,
+pub(super) struct BackwardData {
+    pub(super) format: DataFormat,
 }
 
 impl CustomOp2 for BackwardData {
@@ -136,8 +144,8 @@ impl CustomOp2 for BackwardData {
 
 /// `dW = Σ_n G[n] · X[n]ᵀ` (channels last: `Gᵀ · X`), from `(grad, x)`, accumulated inside the
 /// multiplies.
-struct BackwardFilter {
-    format: DataFormat,
+pub(super) struct BackwardFilter {
+    pub(super) format: DataFormat,
 }
 
 impl CustomOp2 for BackwardFilter {

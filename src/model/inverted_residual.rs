@@ -3,8 +3,8 @@
 use candle_core::{Result, Tensor};
 
 use super::conv_norm::ConvNorm;
-use super::layers::{LayerBuilder, Trainability};
-use crate::engine::{self, DataFormat, Folded, InvertedResidualWeights};
+use super::layers::{spatial, LayerBuilder, Trainability};
+use crate::engine::{self, BlockLayout, DataFormat, Folded, InvertedResidualWeights};
 
 /// `expand` (1x1, ReLU6) → `depthwise` (3x3, ReLU6) → `project` (1x1, linear), plus the input
 /// when shapes allow. Keras names: `block_{id}_expand`, ..., `block_{id}_add`; block 0 is
@@ -46,6 +46,11 @@ impl InvertedResidual {
         if format == DataFormat::ChannelsFirst && !t.trains(self.project.norm.index) && engine::runs_in_one_pass(x)? {
             return engine::inverted_residual(x, &self.folded(x, t)?);
         }
+        // A block that trains whole is one op of the graph on the engine, its own backward inside.
+        let first = self.expand.as_ref().unwrap_or(&self.depthwise);
+        if engine::supports(x) && t.trains(first.conv.index) {
+            return self.forward_trainable(x, t, format);
+        }
         let h = match &self.expand {
             Some(expand) => expand.forward(x, t, format)?,
             None => x.clone(),
@@ -56,6 +61,27 @@ impl InvertedResidual {
         } else {
             Ok(y)
         }
+    }
+
+    /// The block as the engine's trainable op: the folded layers packed into one weight and one
+    /// bias tensor, which candle differentiates back to each layer's kernel, gamma and beta.
+    fn forward_trainable(&self, x: &Tensor, t: Trainability, format: DataFormat) -> Result<Tensor> {
+        let (mut weights, mut biases) = (Vec::new(), Vec::new());
+        for layer in self.expand.iter().chain([&self.depthwise, &self.project]) {
+            let (w, b) = layer.folded(t)?;
+            weights.push(w.flatten_all()?);
+            biases.push(b);
+        }
+        let layout = BlockLayout {
+            expand: self.expand.is_some(),
+            expanded: self.depthwise.norm.gamma.dim(0)?,
+            outputs: self.project.norm.gamma.dim(0)?,
+            stride: self.depthwise.conv.stride(),
+            pad: self.depthwise.conv.pad(spatial(x, format)?),
+            residual: self.residual,
+            format,
+        };
+        engine::trainable_inverted_residual(x, &Tensor::cat(&weights, 0)?, &Tensor::cat(&biases, 0)?, layout)
     }
 
     /// The block's folded layers for the engine, for input `x` (channels first).

@@ -85,7 +85,7 @@ fn pad_amounts((h, w): (usize, usize), padding: Padding, k: usize, stride: usize
 }
 
 /// `(h, w)` of an activation in `format`.
-fn spatial(x: &Tensor, format: DataFormat) -> Result<(usize, usize)> {
+pub(crate) fn spatial(x: &Tensor, format: DataFormat) -> Result<(usize, usize)> {
     let (_, a, b, c) = x.dims4()?;
     Ok(match format {
         DataFormat::ChannelsFirst => (b, c),

@@ -13,15 +13,6 @@ use serde::Serialize;
 use super::Trainer;
 use crate::error::Result;
 
-/// What one training epoch draws (see [`Trainer::draws`]).
-#[derive(Debug, Clone, PartialEq)]
-pub struct EpochDraws {
-    /// Indices into the dataset's training samples, in the order the epoch takes them.
-    pub order: Vec<usize>,
-    /// Per batch (the order cut into batches), per example then feature: dropout keeps it.
-    pub keeps: Vec<Vec<bool>>,
-}
-
 /// `draws.json`: what the tensors in `draws.safetensors` refer to.
 #[derive(Serialize)]
 struct Index<'a> {

@@ -18,10 +18,9 @@ pub mod trainer;
 
 pub use adam::{Adam, AdamConfig};
 pub use crate::export::FinalEvaluation;
-pub use draws::EpochDraws;
 pub use history::{EpochRecord, History, PhaseRecord};
 pub use metrics::{Evaluation, Metrics, PredictionRecord};
 pub use phase::Phase;
 pub use progress::Progress;
 pub use schedule::Schedule;
-pub use trainer::{cross_entropy, Callback, TrainConfig, Trainer};
+pub use trainer::{cross_entropy, Callback, EpochDraws, TrainConfig, Trainer};

@@ -11,7 +11,6 @@ use rand::SeedableRng;
 
 use super::adam::Adam;
 use super::checkpoint::{self, TrainingState};
-use super::draws::EpochDraws;
 use super::features::{self, FeatureStore};
 use super::history::{EpochRecord, History, PhaseRecord};
 use super::metrics::{Evaluation, Metrics};
@@ -61,6 +60,15 @@ impl Default for TrainConfig {
             verbose: true,
         }
     }
+}
+
+/// What one training epoch draws at random (see [`Trainer::draws`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochDraws {
+    /// Indices into the dataset's training samples, in the order the epoch takes them.
+    pub order: Vec<usize>,
+    /// Per batch (the order cut into batches), per example then feature: dropout keeps it.
+    pub keeps: Vec<Vec<bool>>,
 }
 
 /// Keras-style callbacks, e.g. the MLflow tracker. Errors are theirs to handle: a callback never
