@@ -8,7 +8,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 use rayon::prelude::*;
 
 use super::depthwise_nchw::{stencil_backward_data, stencil_backward_filter, stencil_forward};
-use super::epilogue::{epilogue_backward, Epilogue};
+use super::epilogue::{epilogue_backward, mask_in_place, Epilogue};
 use super::geometry::{Geometry, Pad, K};
 use super::{assume_written, contiguous_f32, depthwise_nhwc, output_in_chunks, output_written_in_chunks, DataFormat, Grads3};
 
@@ -96,13 +96,37 @@ impl CustomOp2 for BackwardData {
     }
 
     fn cpu_fwd(&self, gs: &CpuStorage, gl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
+        self.input_gradient(gs, gl, ws, wl, None)
+    }
+}
+
+/// [`BackwardData`] through the ReLU6 of the layer in front: `(grad, w, y)`, `y` being that
+/// layer's output, to `dx` zeroed where the ReLU6 did not pass, in one pass.
+pub(super) struct BackwardDataMasked(pub(super) BackwardData);
+
+impl CustomOp3 for BackwardDataMasked {
+    fn name(&self) -> &'static str {
+        "depthwise3x3-backward-data-masked"
+    }
+
+    fn cpu_fwd(&self, gs: &CpuStorage, gl: &Layout, ws: &CpuStorage, wl: &Layout, ys: &CpuStorage, yl: &Layout) -> Result<(CpuStorage, Shape)> {
+        self.0.input_gradient(gs, gl, ws, wl, Some(contiguous_f32(ys, yl)?))
+    }
+}
+
+impl BackwardData {
+    /// `dx`, zeroed where ReLU6 did not pass for the layer in front's output `mask` (if any).
+    fn input_gradient(&self, gs: &CpuStorage, gl: &Layout, ws: &CpuStorage, wl: &Layout, mask: Option<&[f32]>) -> Result<(CpuStorage, Shape)> {
         let format = self.conv.format;
         let (n, c, _, _) = format.nchw(gl)?;
         let (grad, wt) = (contiguous_f32(gs, gl)?, contiguous_f32(ws, wl)?);
         let g = self.conv.geometry(self.h, self.w)?;
         let len = n * c * self.h * self.w;
+        if mask.is_some_and(|y| y.len() != len) {
+            candle_core::bail!("depthwise3x3-backward-data: a mask of another shape than the input gradient")
+        }
         let dx = match format {
-            DataFormat::ChannelsLast => depthwise_nhwc::backward_data(&g, c, grad, wt),
+            DataFormat::ChannelsLast => depthwise_nhwc::backward_data(&g, c, grad, wt, mask),
             // Each plane zeroed by the task that then adds its taps into it, while it is in cache.
             DataFormat::ChannelsFirst => output_written_in_chunks(len, self.h * self.w, || (), |_, plane, out| {
                 out.fill(MaybeUninit::new(0.0));
@@ -111,6 +135,9 @@ impl CustomOp2 for BackwardData {
                 let ch = plane % c;
                 let src = &grad[plane * g.ho * g.wo..(plane + 1) * g.ho * g.wo];
                 stencil_backward_data(&g, self.conv.pad, src, &wt[ch * 9..ch * 9 + 9], out);
+                if let Some(y) = mask {
+                    mask_in_place(out, &y[plane * self.h * self.w..(plane + 1) * self.h * self.w]);
+                }
                 out
             }),
         };

@@ -8,7 +8,7 @@
 
 use std::mem::MaybeUninit;
 
-use super::epilogue::Epilogue;
+use super::epilogue::{mask_in_place, Epilogue};
 use super::geometry::Geometry;
 use super::matmul::sum_over_images;
 use super::output_written_in_chunks;
@@ -157,15 +157,20 @@ pub(super) fn forward(g: &Geometry, c: usize, x: &[f32], wt: &[f32], bias: &[f32
 }
 
 /// `dx [N, H, W, C]` from `grad [N, Ho, Wo, C]`: each input pixel gathers the output pixels
-/// that read it (no scatter, so rows run in parallel and nothing is zeroed first).
-pub(super) fn backward_data(g: &Geometry, c: usize, grad: &[f32], wt: &[f32]) -> Vec<f32> {
+/// that read it (no scatter, so rows run in parallel and nothing is zeroed first); with `mask`
+/// (the output of the layer in front, `[N, H, W, C]`), zero where its ReLU6 did not pass.
+pub(super) fn backward_data(g: &Geometry, c: usize, grad: &[f32], wt: &[f32], mask: Option<&[f32]>) -> Vec<f32> {
     let (st, taps, zeros) = (Stencil::by_input(g), tap_major(wt, c), vec![0f32; c]);
     let image = g.ho * g.wo * c;
     let n = grad.len() / image;
     output_written_in_chunks(n * g.h * g.w * c, g.w * c, || (), |_, r, row| {
         let (img, ih) = (r / g.h, r % g.h);
         let sums = Sums { c, src: &grad[img * image..(img + 1) * image], taps: &taps, init: &zeros, e: Epilogue::new(0.0, false) };
-        gather_row(&st, ih * g.w, sums, row)
+        let row = gather_row(&st, ih * g.w, sums, row);
+        if let Some(y) = mask {
+            mask_in_place(row, &y[r * row.len()..(r + 1) * row.len()]);
+        }
+        row
     })
 }
 

@@ -82,6 +82,16 @@ fn mask_chunk(out: &mut [MaybeUninit<f32>], g: &[f32], y: &[f32]) {
     }
 }
 
+/// `values[i] = 0` where ReLU6 did not pass (`y[i]` is not strictly between 0 and 6): the mask
+/// applied to a gradient while a kernel has it in cache.
+#[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
+pub(super) fn mask_in_place(values: &mut [f32], y: &[f32]) {
+    let y = &y[..values.len()];
+    for (v, y) in values.iter_mut().zip(y) {
+        *v = if *y > 0.0 && *y < 6.0 { *v } else { 0.0 };
+    }
+}
+
 impl CustomOp2 for Relu6Mask {
     fn name(&self) -> &'static str {
         "relu6-mask"

@@ -9,7 +9,7 @@ use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Result, Shape, Tenso
 use gemm::Parallelism;
 
 use super::matmul::{matmul, matmul_strided_uninit, matmul_uninit, sum_over_images, Mat, PARTIALS};
-use super::epilogue::{apply_rows, epilogue_backward, Epilogue};
+use super::epilogue::{apply_rows, epilogue_backward, mask_in_place, Epilogue};
 use super::{assume_written, contiguous_f32, output_written_in_chunks, DataFormat, Grads3};
 
 /// Output floats per multiply: about a quarter of a core's L2 cache.
@@ -18,11 +18,11 @@ const BLOCK_FLOATS: usize = 1 << 17;
 /// `out[i] = a · x[i]` for every image `i` of `x` (`[N, K, HW]`), `a` being `M x K`; `out` is
 /// `[N, M, HW]`. Images in parallel, each multiply on one core: with AVX-512 even the 7x7 planes
 /// multiply as fast this way as regrouped into one whole-batch multiply, without the copies.
-/// Large planes are multiplied a block of columns at a time, and `finish(row, values)` runs on
-/// each row's piece of a block while it is still in cache: on the 112x112 layers a whole image's
+/// Large planes are multiplied a block of columns at a time, and `finish(row, offset, values)`
+/// runs on each row's piece of a block (`offset`: where it starts in `out`) while it is in cache: on the 112x112 layers a whole image's
 /// output is larger than the cache, and a separate pass for the epilogue read it all from memory
 /// again. The multiplies write the output without reading it, so it is never zeroed first.
-fn matmul_images(a: &Mat, x: &[f32], hw: usize, finish: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
+fn matmul_images(a: &Mat, x: &[f32], hw: usize, finish: impl Fn(usize, usize, &mut [f32]) + Sync) -> Vec<f32> {
     let (m, k) = (a.rows, a.cols);
     let block = (BLOCK_FLOATS / m.max(1)).next_multiple_of(64).min(hw).max(1);
     let n = x.len() / (k * hw).max(1);
@@ -33,7 +33,7 @@ fn matmul_images(a: &Mat, x: &[f32], hw: usize, finish: impl Fn(usize, &mut [f32
             matmul_strided_uninit(&mut o[start..], hw, a, &xi.columns(columns.clone()), Parallelism::None);
             for (row, values) in o.chunks_exact_mut(hw).enumerate() {
                 // SAFETY: the multiply just wrote these columns of every row.
-                finish(row, unsafe { assume_written(&mut values[columns.clone()]) });
+                finish(row, (i * m + row) * hw + start, unsafe { assume_written(&mut values[columns.clone()]) });
             }
         }
         // SAFETY: the blocks of columns cover every column of every row.
@@ -42,8 +42,9 @@ fn matmul_images(a: &Mat, x: &[f32], hw: usize, finish: impl Fn(usize, &mut [f32
 }
 
 /// `out = x · b` for channels-last `x` (`pixels x k`), a block of pixels per task, each multiply
-/// on one core, and `finish(block)` on each block of `out` while it is in cache.
-fn matmul_rows(x: &[f32], k: usize, b: &Mat, finish: impl Fn(&mut [f32]) + Sync) -> Vec<f32> {
+/// on one core, and `finish(offset, block)` on each block of `out` (starting at `offset`) while
+/// it is in cache.
+fn matmul_rows(x: &[f32], k: usize, b: &Mat, finish: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
     let rows = x.len() / k;
     let block = (BLOCK_FLOATS / b.cols.max(k)).max(16).min(rows.max(1));
     // One image's 7x7 pixels make a single block: gemm then splits that one multiply instead.
@@ -51,7 +52,7 @@ fn matmul_rows(x: &[f32], k: usize, b: &Mat, finish: impl Fn(&mut [f32]) + Sync)
     output_written_in_chunks(rows * b.cols, block * b.cols, || (), |_, i, o| {
         let xb = &x[i * block * k..(i * block * k + block * k).min(x.len())];
         let o = matmul_uninit(o, &Mat::new(xb, xb.len() / k, k), b, parallelism);
-        finish(o);
+        finish(i * block * b.cols, o);
         o
     })
 }
@@ -94,9 +95,9 @@ impl CustomOp3 for Forward {
         let (x, wt, bias) = (contiguous_f32(xs, xl)?, contiguous_f32(ws, wl)?, contiguous_f32(bs, bl)?);
         let hw = h * w;
         let y = match self.format {
-            DataFormat::ChannelsLast => matmul_rows(x, c_in, &Mat::t(wt, c_in, c_out), |block| apply_rows(block, bias, self.relu6)),
+            DataFormat::ChannelsLast => matmul_rows(x, c_in, &Mat::t(wt, c_in, c_out), |_, block| apply_rows(block, bias, self.relu6)),
             DataFormat::ChannelsFirst => {
-                matmul_images(&Mat::new(wt, c_out, c_in), x, hw, |channel, values| Epilogue::new(bias[channel], self.relu6).apply(values))
+                matmul_images(&Mat::new(wt, c_out, c_in), x, hw, |channel, _, values| Epilogue::new(bias[channel], self.relu6).apply(values))
             }
         };
         Ok((CpuStorage::F32(y), self.format.shape(n, c_out, h, w)))
@@ -130,15 +131,46 @@ impl CustomOp2 for BackwardData {
     }
 
     fn cpu_fwd(&self, gs: &CpuStorage, gl: &Layout, ws: &CpuStorage, wl: &Layout) -> Result<(CpuStorage, Shape)> {
+        self.input_gradient(gs, gl, ws, wl, None)
+    }
+}
+
+impl BackwardData {
+    /// `dX`, zeroed where ReLU6 did not pass for the layer in front's output `mask` (if any).
+    fn input_gradient(&self, gs: &CpuStorage, gl: &Layout, ws: &CpuStorage, wl: &Layout, mask: Option<&[f32]>) -> Result<(CpuStorage, Shape)> {
         let (n, c_out, h, w) = self.format.nchw(gl)?;
         let c_in = wl.shape().dims()[1];
         let (g, wt) = (contiguous_f32(gs, gl)?, contiguous_f32(ws, wl)?);
+        if mask.is_some_and(|y| y.len() != n * c_in * h * w) {
+            candle_core::bail!("pointwise-backward-data: a mask of another shape than the input gradient")
+        }
+        let masked = |offset: usize, values: &mut [f32]| {
+            if let Some(y) = mask {
+                mask_in_place(values, &y[offset..offset + values.len()]);
+            }
+        };
         let hw = h * w;
         let dx = match self.format {
-            DataFormat::ChannelsLast => matmul_rows(g, c_out, &Mat::new(wt, c_out, c_in), |_| ()),
-            DataFormat::ChannelsFirst => matmul_images(&Mat::t(wt, c_in, c_out), g, hw, |_, _| ()),
+            DataFormat::ChannelsLast => matmul_rows(g, c_out, &Mat::new(wt, c_out, c_in), masked),
+            DataFormat::ChannelsFirst => matmul_images(&Mat::t(wt, c_in, c_out), g, hw, |_, offset, values| masked(offset, values)),
         };
         Ok((CpuStorage::F32(dx), self.format.shape(n, c_in, h, w)))
+    }
+}
+
+/// [`BackwardData`] through the ReLU6 of the layer in front: `(grad, w, y)`, `y` being that
+/// layer's output, to `dX` zeroed where the ReLU6 did not pass, in one pass.
+pub(super) struct BackwardDataMasked {
+    pub(super) format: DataFormat,
+}
+
+impl CustomOp3 for BackwardDataMasked {
+    fn name(&self) -> &'static str {
+        "pointwise-backward-data-masked"
+    }
+
+    fn cpu_fwd(&self, gs: &CpuStorage, gl: &Layout, ws: &CpuStorage, wl: &Layout, ys: &CpuStorage, yl: &Layout) -> Result<(CpuStorage, Shape)> {
+        BackwardData { format: self.format }.input_gradient(gs, gl, ws, wl, Some(contiguous_f32(ys, yl)?))
     }
 }
 

@@ -64,3 +64,17 @@ fn the_fused_block_writes_its_whole_output() {
         assert_finite(&inverted_residual(&x, &weights).unwrap(), &format!("block stride {stride} on {h}x{w}"));
     }
 }
+
+#[test]
+fn the_trainable_block_writes_its_whole_output_and_gradients() {
+    let (c_in, c) = (6, 18);
+    for format in [DataFormat::ChannelsFirst, DataFormat::ChannelsLast] {
+        for (stride, c_out, pad, (h, w)) in [(1, 6, [1, 1, 1, 1], (7, 9)), (2, 8, [0, 1, 0, 1], (8, 11))] {
+            let layout = BlockLayout { expand: true, expanded: c, outputs: c_out, stride, pad, residual: c_out == c_in && stride == 1, format };
+            let x = Var::from_tensor(&DataFormat::ChannelsFirst.convert(var(&[2, c_in, h, w]).as_tensor(), format).unwrap()).unwrap();
+            let (weights, biases) = (var(&[c * c_in + 9 * c + c_out * c]), var(&[2 * c + c_out]));
+            let what = format!("trainable block {format:?} stride {stride}");
+            check(&what, &x, &weights, &biases, |x, w, b| trainable_inverted_residual(x, w, b, layout).unwrap());
+        }
+    }
+}

@@ -5,7 +5,8 @@
 //! per activation, and the block's expanded activations are its largest (six times its input).
 //! As one op, the block runs the same kernels as its layers (the 1x1 and depthwise ops of this
 //! engine, forward and backward), but the gradients of its expanded activations stay inside the
-//! op, and the residual's add is done in place. Its weights come packed in one tensor and its
+//! op, the residual's add is done in place, and each ReLU6's mask is applied by the kernel that
+//! computes the gradient going through it, while that is in cache, instead of in a pass of its own. Its weights come packed in one tensor and its
 //! biases in another (candle's custom ops take at most three inputs); packing and unpacking
 //! them are small copies that candle differentiates.
 
@@ -15,6 +16,7 @@ use candle_core::{CpuStorage, CustomOp3, Device, Layout, Result, Shape, Tensor};
 use rayon::prelude::*;
 
 use super::geometry::{Pad, K};
+use super::epilogue::ChannelSums;
 use super::{contiguous_f32, depthwise, pointwise, DataFormat, Grads3};
 
 /// What a trainable block is made of, beside its weights.
@@ -128,7 +130,7 @@ impl CustomOp3 for Block {
         Ok((CpuStorage::F32(y), shape))
     }
 
-    fn bwd(&self, x: &Tensor, weights: &Tensor, biases: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Grads3> {
+    fn bwd(&self, x: &Tensor, weights: &Tensor, biases: &Tensor, _: &Tensor, grad: &Tensor) -> Result<Grads3> {
         let b = &self.layout;
         let Some((h, d)) = self.saved.lock().expect("saved activations").clone() else {
             candle_core::bail!("trainable block: backward before forward")
@@ -137,19 +139,30 @@ impl CustomOp3 for Block {
         let pieces = b.pieces(c_in);
         let unpack = |p: &Piece| weights.narrow(0, p.weight.start, p.weight.len())?.reshape(p.shape.clone());
         let (need_x, need_w, need_b) = (x.track_op(), weights.track_op(), biases.track_op());
+        let format = b.format;
         let grad = grad.contiguous()?;
+        let sums = |dz: &Tensor| need_b.then(|| dz.apply_op1_no_bwd(&ChannelSums { format })).transpose();
+        let filter = |dz: &Tensor, input: &Tensor| need_w.then(|| dz.apply_op2_no_bwd(input, &pointwise::BackwardFilter { format })).transpose();
+        // The projection (linear); its input gradient comes out through the depthwise ReLU6's mask.
         let wp = unpack(&pieces[pieces.len() - 1])?;
-        let (dd, dwp, dbp) = pointwise::Forward { relu6: false, format: b.format }.backward(&d, &wp, y, &grad, [true, need_w, need_b])?;
+        let (dwp, dbp) = (filter(&grad, &d)?, sums(&grad)?);
+        let dz2 = grad.apply_op3_no_bwd(&wp, &d, &pointwise::BackwardDataMasked { format })?;
+        // The depthwise layer; its input gradient through the expansion's mask, if there is one.
         let wd = unpack(&pieces[pieces.len() - 2])?;
+        let conv = b.depthwise().conv;
         let h_in = h.as_ref().unwrap_or(x);
-        let dd = dd.expect("asked for");
-        let (dh, dwd, dbd) = b.depthwise().backward(h_in, &wd, &d, &dd, [b.expand || need_x, need_w, need_b])?;
+        let dwd = need_w.then(|| h_in.apply_op2_no_bwd(&dz2, &depthwise::BackwardFilter { conv })).transpose()?;
+        let dbd = sums(&dz2)?;
+        let (_, _, rows, cols) = format.nchw(h_in.layout())?;
+        let data = depthwise::BackwardData { conv, h: rows, w: cols };
         let (dx, dwe, dbe) = match &h {
             Some(h) => {
+                let dz1 = dz2.apply_op3_no_bwd(&wd, h, &depthwise::BackwardDataMasked(data))?;
                 let we = unpack(&pieces[0])?;
-                pointwise::Forward { relu6: true, format: b.format }.backward(x, &we, h, &dh.expect("asked for"), [need_x, need_w, need_b])?
+                let dx = need_x.then(|| dz1.apply_op2_no_bwd(&we, &pointwise::BackwardData { format })).transpose()?;
+                (dx, filter(&dz1, x)?, sums(&dz1)?)
             }
-            None => (dh, None, None),
+            None => (need_x.then(|| dz2.apply_op2_no_bwd(&wd, &data)).transpose()?, None, None),
         };
         let dx = match (dx, b.residual) {
             (Some(dx), true) => Some((dx + &grad)?),
