@@ -67,18 +67,10 @@ impl CustomOp3 for Forward {
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, bias: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Grads3> {
-        self.backward(x, w, y, grad, [x.track_op(), w.track_op(), bias.track_op()])
-    }
-}
-
-impl Forward {
-    /// The gradients of input, weight and bias that `need` asks for, from the output `y` and its
-    /// incoming gradient (the bias itself is not needed).
-    pub(super) fn backward(&self, x: &Tensor, w: &Tensor, y: &Tensor, grad: &Tensor, need: [bool; 3]) -> Result<Grads3> {
-        let (dz, dbias) = epilogue_backward(self.relu6, y, grad, need[2], self.conv.format)?;
+        let (dz, dbias) = epilogue_backward(self.relu6, y, grad, bias.track_op(), self.conv.format)?;
         let (_, _, h, wd) = self.conv.format.nchw(x.layout())?;
-        let dx = need[0].then(|| dz.apply_op2_no_bwd(w, &BackwardData { conv: self.conv, h, w: wd })).transpose()?;
-        let dw = need[1].then(|| x.apply_op2_no_bwd(&dz, &BackwardFilter { conv: self.conv })).transpose()?;
+        let dx = x.track_op().then(|| dz.apply_op2_no_bwd(w, &BackwardData { conv: self.conv, h, w: wd })).transpose()?;
+        let dw = w.track_op().then(|| x.apply_op2_no_bwd(&dz, &BackwardFilter { conv: self.conv })).transpose()?;
         Ok((dx, dw, dbias))
     }
 }

@@ -104,18 +104,10 @@ impl CustomOp3 for Forward {
     }
 
     fn bwd(&self, x: &Tensor, w: &Tensor, bias: &Tensor, y: &Tensor, grad: &Tensor) -> Result<Grads3> {
+        let (dz, dbias) = epilogue_backward(self.relu6, y, grad, bias.track_op(), self.format)?;
         // Only what the graph needs: the first trainable layer's input is frozen activations.
-        self.backward(x, w, y, grad, [x.track_op(), w.track_op(), bias.track_op()])
-    }
-}
-
-impl Forward {
-    /// The gradients of input, weight and bias that `need` asks for, from the output `y` and its
-    /// incoming gradient (the bias itself is not needed).
-    pub(super) fn backward(&self, x: &Tensor, w: &Tensor, y: &Tensor, grad: &Tensor, need: [bool; 3]) -> Result<Grads3> {
-        let (dz, dbias) = epilogue_backward(self.relu6, y, grad, need[2], self.format)?;
-        let dx = need[0].then(|| dz.apply_op2_no_bwd(w, &BackwardData { format: self.format })).transpose()?;
-        let dw = need[1].then(|| dz.apply_op2_no_bwd(x, &BackwardFilter { format: self.format })).transpose()?;
+        let dx = x.track_op().then(|| dz.apply_op2_no_bwd(w, &BackwardData { format: self.format })).transpose()?;
+        let dw = w.track_op().then(|| dz.apply_op2_no_bwd(x, &BackwardFilter { format: self.format })).transpose()?;
         Ok((dx, dw, dbias))
     }
 }
