@@ -120,7 +120,8 @@ fn in_format(x: &Tensor, format: DataFormat, op: impl Fn(&Tensor) -> Tensor) -> 
 
 #[test]
 fn depthwise_matches_stock_candle_and_finite_differences() {
-    // Channels first: up to 32 columns stride 1 runs as one flat row, wider planes row by row.
+    // Channels first: with one column of padding each side stride 1 runs as one flat run over
+    // the plane, other paddings row by row.
     // Channels last: 37 channels are two 16-channel vectors and five single channels.
     for (format, c) in [(DataFormat::ChannelsFirst, 5), (DataFormat::ChannelsLast, 5), (DataFormat::ChannelsLast, 37)] {
         for (h, w) in [(7, 9), (8, 6), (5, 5), (4, 37)] {

@@ -6,6 +6,7 @@
 //! that the compiler vectorises the inner loops.
 
 use super::epilogue::Epilogue;
+use super::madd;
 use super::geometry::{Geometry, Pad, K};
 
 /// The padded input plane at stride 1 (`hp x wp`), for unit-stride reads.
@@ -60,16 +61,19 @@ fn deinterleave(src: &[f32], even: &mut [f32], odd: &mut [f32]) {
 }
 
 /// `out[i] = e(Σ_t w[t] * taps[t][i])`: a 3x3 stencil whose nine taps are nine slices that the
-/// outputs walk in step, all nine in one vectorised pass.
+/// outputs walk in step, all nine in one vectorised pass, in three chains of fused
+/// multiply-adds.
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
 fn nine_taps(out: &mut [f32], taps: [&[f32]; 9], w: &[f32], e: Epilogue) {
+    const FMA: bool = has_fma!();
     let n = out.len();
     let [t0, t1, t2, t3, t4, t5, t6, t7, t8] = taps.map(|t| &t[..n]);
     let w = &w[..9];
     for i in 0..n {
-        let sum = w[0] * t0[i] + w[1] * t1[i] + w[2] * t2[i] + w[3] * t3[i] + w[4] * t4[i] + w[5] * t5[i]
-            + w[6] * t6[i] + w[7] * t7[i] + w[8] * t8[i];
-        out[i] = e.on(sum);
+        let top = madd::<FMA>(w[2], t2[i], madd::<FMA>(w[1], t1[i], w[0] * t0[i]));
+        let middle = madd::<FMA>(w[5], t5[i], madd::<FMA>(w[4], t4[i], w[3] * t3[i]));
+        let bottom = madd::<FMA>(w[8], t8[i], madd::<FMA>(w[7], t7[i], w[6] * t6[i]));
+        out[i] = e.on(top + middle + bottom);
     }
 }
 
@@ -85,43 +89,17 @@ thread_local! {
     static SPREAD: std::cell::RefCell<Vec<f32>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// Planes at most this wide go through [`stencil_forward_flat`] at stride 1: their rows are too
-/// short for the row kernel's vectors (the tail's 14x14 and 7x7 planes ran scalar).
-const FLAT_MAX_WIDTH: usize = 32;
-
 /// `y = sum_{kh, kw} w[kh, kw] * x_padded[oh * s + kh, ow * s + kw]` for one plane.
 pub(super) fn stencil_forward(g: &Geometry, pad: Pad, x: &[f32], w: &[f32], e: Epilogue, out: &mut [f32]) {
     if g.stride == 2 {
         return stencil_forward_stride2(g, pad, x, w, e, out);
     }
-    if g.w <= FLAT_MAX_WIDTH {
-        return stencil_forward_flat(g, pad, x, w, e, out);
+    if pad[2] == 1 && pad[3] == 1 && g.w >= 2 {
+        return stencil_forward_same(g, x, w, e, out);
     }
-    stencil_forward_stride1(g, x, w, e, out)
-}
-
-/// The flat run of `len` outputs, laid out at row pitch `pitch`, copied into `out`'s rows of `wo`.
-fn flat_run(len: usize, pitch: usize, wo: usize, out: &mut [f32], run: impl FnOnce(&mut [f32])) {
-    SPREAD.with_borrow_mut(|spread| {
-        spread.clear();
-        spread.resize(len, 0.0);
-        run(spread);
-        for (dst, src) in out.chunks_exact_mut(wo).zip(spread.chunks(pitch)) {
-            dst.copy_from_slice(&src[..wo]);
-        }
-    })
-}
-
-/// Stride 1 over the whole padded plane as one flat run: output `i` of the run reads padded
-/// samples `i + kh * wp + kw`, which is the stencil wherever `i` falls in the first `wo` columns
-/// of a padded row; the rest (the `wp - wo` columns that straddle two rows) are computed and
-/// dropped. Every vector is full, however short the rows.
-fn stencil_forward_flat(g: &Geometry, pad: Pad, x: &[f32], w: &[f32], e: Epilogue, out: &mut [f32]) {
-    SCRATCH.with_borrow_mut(|padded| {
-        let wp = pad_plane(g, pad, x, padded);
-        padded.resize(padded.len() + K - 1, 0.0); // the last outputs read two past the plane
-        flat_run(g.ho * wp, wp, g.wo, out, |run| row_stride1(run, [&padded[..], &padded[wp..], &padded[2 * wp..]], w, e));
-    });
+    for (oh, dst) in out.chunks_exact_mut(g.wo).enumerate() {
+        stencil_row(g, x, w, e, oh, dst);
+    }
 }
 
 /// The nine taps of the stride-2 flat run, as runs of the four parity planes of
@@ -132,44 +110,93 @@ fn phase_taps(phases: &[f32], p: usize) -> [&[f32]; 9] {
     [ee, eo, &ee[1..], oe, oo, &oe[1..], &ee[p..], &eo[p..], &ee[p + 1..]]
 }
 
-/// Stride 2 as one flat run over the four parity planes of [`split_phases`].
+/// Stride 2 as one flat run over the four parity planes of [`split_phases`], copied into
+/// `out`'s rows (the run has one more column per row than the output).
 fn stencil_forward_stride2(g: &Geometry, pad: Pad, x: &[f32], w: &[f32], e: Epilogue, out: &mut [f32]) {
     SCRATCH.with_borrow_mut(|phases| {
         let p = split_phases(g, pad, x, phases);
-        flat_run((g.ho - 1) * p + g.wo, p, g.wo, out, |run| nine_taps(run, phase_taps(phases, p), w, e));
+        SPREAD.with_borrow_mut(|spread| {
+            spread.clear();
+            spread.resize((g.ho - 1) * p + g.wo, 0.0);
+            nine_taps(spread, phase_taps(phases, p), w, e);
+            for (dst, src) in out.chunks_exact_mut(g.wo).zip(spread.chunks(p)) {
+                dst.copy_from_slice(&src[..g.wo]);
+            }
+        })
     });
 }
 
-/// Stride 1 straight from the unpadded plane, without copying it: a kernel row that falls on
-/// the padding reads any image row with zero weights, the columns whose three taps are inside
-/// the image run the vectorised row kernel, and the one or two edge columns are summed apart.
-fn stencil_forward_stride1(g: &Geometry, x: &[f32], w: &[f32], e: Epilogue, out: &mut [f32]) {
+/// Stride 1 with one column of padding on each side (MobileNetV2's "same"), straight from the
+/// unpadded plane. Output rows are as long as input rows, so the rows whose three input rows
+/// are all inside the image are one flat run: output `i` reads samples `i + (kh - top) * w +
+/// kw - 1`, every vector full however short the rows. Only each row's first and last column
+/// read the wrong thing (the neighbouring row's edge instead of the padding); they are summed
+/// again apart, as are the rows that read the top or bottom padding.
+fn stencil_forward_same(g: &Geometry, x: &[f32], w: &[f32], e: Epilogue, out: &mut [f32]) {
+    let wd = g.w;
+    // Output rows `first..end` read input rows `oh - top ..= oh - top + 2`, all inside.
+    let first = g.top.min(g.ho);
+    let end = (g.h + g.top).saturating_sub(K - 1).clamp(first, g.ho);
+    if (end - first) * wd >= 2 {
+        // The run leaves out the first and the last output, whose first and last taps would
+        // fall outside the plane (both are edge columns, summed below).
+        let run = &mut out[first * wd + 1..end * wd - 1];
+        row_stride1(run, [x, &x[wd..], &x[2 * wd..]], w, e);
+    }
+    for (oh, dst) in out.chunks_exact_mut(wd).enumerate().take(end).skip(first) {
+        let rows: [&[f32]; 3] = std::array::from_fn(|kh| &x[(oh - g.top + kh) * wd..(oh - g.top + kh + 1) * wd]);
+        let (mut left, mut right) = (0.0, 0.0);
+        for (kh, r) in rows.iter().enumerate() {
+            left += w[kh * K + 1] * r[0] + w[kh * K + 2] * r[1];
+            right += w[kh * K] * r[wd - 2] + w[kh * K + 1] * r[wd - 1];
+        }
+        dst[0] = e.on(left);
+        dst[wd - 1] = e.on(right);
+    }
+    for oh in (0..first).chain(end..g.ho) {
+        stencil_row(g, x, w, e, oh, &mut out[oh * g.wo..(oh + 1) * g.wo]);
+    }
+}
+
+/// Output row `oh`'s three input rows and the weights that go with them: a kernel row that
+/// falls on the padding reads any image row with zero weights.
+fn row_taps<'a>(g: &Geometry, x: &'a [f32], w: &[f32], oh: usize) -> ([&'a [f32]; 3], [f32; 9]) {
     let row = |ih: usize| &x[ih * g.w..(ih + 1) * g.w];
+    let mut taps = [0f32; 9];
+    let mut rows = [row(0); 3];
+    for kh in 0..K {
+        if let Some(ih) = g.in_row(oh, kh) {
+            rows[kh] = row(ih);
+            taps[kh * K..kh * K + K].copy_from_slice(&w[kh * K..kh * K + K]);
+        }
+    }
+    (rows, taps)
+}
+
+/// Output columns `columns` of one row, each summed apart with its column bounds checked.
+fn columns_one_by_one(g: &Geometry, rows: [&[f32]; 3], taps: &[f32; 9], e: Epilogue, dst: &mut [f32], columns: impl Iterator<Item = usize>) {
+    for ow in columns {
+        let mut sum = 0.0;
+        for kw in 0..K {
+            if let Some(iw) = g.in_col_checked(ow, kw) {
+                sum += (0..K).map(|kh| taps[kh * K + kw] * rows[kh][iw]).sum::<f32>();
+            }
+        }
+        dst[ow] = e.on(sum);
+    }
+}
+
+/// Stride-1 output row `oh` with any padding: the columns whose three taps are inside the image
+/// run the vectorised row kernel, the one or two edge columns are summed apart.
+fn stencil_row(g: &Geometry, x: &[f32], w: &[f32], e: Epilogue, oh: usize, dst: &mut [f32]) {
+    let (rows, taps) = row_taps(g, x, w, oh);
     // Output columns `lo..hi` read input columns `lo - left ..= hi - left + 1`, all inside.
     let lo = g.left.min(g.wo);
     let hi = (g.w + g.left).saturating_sub(K - 1).clamp(lo, g.wo);
-    for (oh, dst) in out.chunks_exact_mut(g.wo).enumerate() {
-        let mut taps = [0f32; 9];
-        let mut rows = [row(0); 3];
-        for kh in 0..K {
-            if let Some(ih) = g.in_row(oh, kh) {
-                rows[kh] = row(ih);
-                taps[kh * K..kh * K + K].copy_from_slice(&w[kh * K..kh * K + K]);
-            }
-        }
-        if hi > lo {
-            row_stride1(&mut dst[lo..hi], rows.map(|r| &r[lo - g.left..]), &taps, e);
-        }
-        for ow in (0..lo).chain(hi..g.wo) {
-            let mut sum = 0.0;
-            for kw in 0..K {
-                if let Some(iw) = g.in_col_checked(ow, kw) {
-                    sum += (0..K).map(|kh| taps[kh * K + kw] * rows[kh][iw]).sum::<f32>();
-                }
-            }
-            dst[ow] = e.on(sum);
-        }
+    if hi > lo {
+        row_stride1(&mut dst[lo..hi], rows.map(|r| &r[lo - g.left..]), &taps, e);
     }
+    columns_one_by_one(g, rows, &taps, e, dst, (0..lo).chain(hi..g.wo));
 }
 
 /// The transpose of [`stencil_forward`]: scatters `grad` (`ho x wo`) back onto `dx` (`h x w`,

@@ -10,6 +10,7 @@ use std::mem::MaybeUninit;
 
 use super::epilogue::{mask_in_place, Epilogue};
 use super::geometry::Geometry;
+use super::madd;
 use super::matmul::sum_over_images;
 use super::output_written_in_chunks;
 
@@ -87,14 +88,14 @@ struct Sums<'a> {
 
 /// Channels `c0..c0 + W` of one pixel, over its stencil `pairs`, written into `out`.
 #[inline(always)]
-fn pixel<const W: usize>(s: Sums, c0: usize, pairs: &[(usize, usize)], out: &mut [MaybeUninit<f32>]) {
+fn pixel<const W: usize, const FMA: bool>(s: Sums, c0: usize, pairs: &[(usize, usize)], out: &mut [MaybeUninit<f32>]) {
     let Sums { c, src, taps, init, e } = s;
     let mut acc = [0f32; W];
     acc.copy_from_slice(&init[c0..c0 + W]);
     for &(p, tap) in pairs {
         let (s, t) = (&src[p * c + c0..p * c + c0 + W], &taps[tap * c + c0..tap * c + c0 + W]);
         for l in 0..W {
-            acc[l] += s[l] * t[l];
+            acc[l] = madd::<FMA>(s[l], t[l], acc[l]);
         }
     }
     let out = &mut out[c0..c0 + W];
@@ -138,9 +139,10 @@ fn gather_row<'a>(st: &Stencil, first: usize, sums: Sums, out: &'a mut [MaybeUni
 
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
 fn gather_pixels(st: &Stencil, first: usize, sums: Sums, out: &mut [MaybeUninit<f32>]) {
+    const FMA: bool = has_fma!();
     for (j, o) in out.chunks_exact_mut(sums.c).enumerate() {
         let pairs = st.of(first + j);
-        by_chunks!(sums.c, |c0, W| pixel::<W>(sums, c0, pairs, o));
+        by_chunks!(sums.c, |c0, W| pixel::<W, FMA>(sums, c0, pairs, o));
     }
 }
 

@@ -13,6 +13,14 @@
 //! blocks run as one op of the graph too ([`trainable_inverted_residual`]), so that the
 //! gradients of their expanded activations never pass through candle's gradient store.
 
+/// Whether the CPU version of a `#[multiversion]` kernel being compiled has fused multiply-adds
+/// (every x86 target the kernels name, and every aarch64); only inside such a kernel.
+macro_rules! has_fma {
+    () => {
+        multiversion::target::target_cfg_f!(any(target_feature = "fma", target_arch = "aarch64"))
+    };
+}
+
 mod block;
 mod conv;
 mod depthwise;
@@ -135,6 +143,17 @@ fn initialised(piece: &mut [MaybeUninit<f32>]) -> &mut [f32] {
     piece.fill(MaybeUninit::new(FRESH));
     // SAFETY: every element was just written.
     unsafe { assume_written(piece) }
+}
+
+/// `a * b + c`, in one instruction and one rounding when `FUSED` (a kernel passes [`has_fma!`]);
+/// otherwise a multiply and an add, as without the instruction `mul_add` is a library call.
+#[inline(always)]
+fn madd<const FUSED: bool>(a: f32, b: f32, c: f32) -> f32 {
+    if FUSED {
+        a.mul_add(b, c)
+    } else {
+        a * b + c
+    }
 }
 
 /// `piece` as the `f32`s it holds.
