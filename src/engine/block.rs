@@ -13,6 +13,7 @@
 //! prediction.
 
 use std::cell::RefCell;
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use candle_core::{CpuStorage, CustomOp1, Layout, Result, Shape, Tensor};
@@ -21,8 +22,8 @@ use gemm::Parallelism;
 use super::depthwise_nchw::stencil_forward;
 use super::geometry::{Geometry, Pad};
 use super::epilogue::Epilogue;
-use super::matmul::{matmul_strided, Mat};
-use super::{contiguous_f32, output_in_chunks};
+use super::matmul::{matmul_strided, matmul_strided_uninit, Mat};
+use super::{assume_written, contiguous_f32, output_written_in_chunks};
 
 /// Expanded floats per band: a quarter of a core's L2 cache, leaving room for the band's
 /// depthwise output and the rows of input and output it reads and writes.
@@ -84,8 +85,8 @@ impl InvertedResidualWeights {
         self.depthwise.outputs()
     }
 
-    /// One image: `x` is `[c_in, h, w]`, `out` is `[c_out, ho, wo]`.
-    fn image(&self, g: &Geometry, x: &[f32], out: &mut [f32]) {
+    /// One image: `x` is `[c_in, h, w]`, `out` is `[c_out, ho, wo]`, returned written.
+    fn image<'o>(&self, g: &Geometry, x: &[f32], out: &'o mut [MaybeUninit<f32>]) -> &'o mut [f32] {
         let c = self.expanded_channels();
         // Expanded rows one band of output rows needs: `(band - 1) * stride + 3`.
         let cap = (BAND_FLOATS / (c * g.w)).max(3);
@@ -121,6 +122,9 @@ impl InvertedResidualWeights {
                 }
             })
         });
+        // SAFETY: the bands cover output rows `0..ho`, and `project` wrote those rows' pixels
+        // in every channel of `out`.
+        unsafe { assume_written(out) }
     }
 
     /// The input rows output rows `outputs` read (clipped to the image), and the padding the
@@ -133,14 +137,15 @@ impl InvertedResidualWeights {
         (rows, pad)
     }
 
-    /// `out[:, outputs] = project · filtered + bias (+ x[:, outputs])`.
-    fn project(&self, g: &Geometry, x: &[f32], filtered: &[f32], outputs: Range<usize>, out: &mut [f32]) {
+    /// `out[:, outputs] = project · filtered + bias (+ x[:, outputs])`, written without being read.
+    fn project(&self, g: &Geometry, x: &[f32], filtered: &[f32], outputs: Range<usize>, out: &mut [MaybeUninit<f32>]) {
         let (c, plane) = (self.expanded_channels(), g.ho * g.wo);
         let pixels = outputs.start * g.wo..outputs.end * g.wo;
         let a = Mat::new(&self.project.weight, self.project.outputs(), c);
-        matmul_strided(&mut out[pixels.start..], plane, &a, &Mat::new(filtered, c, pixels.len()), false, Parallelism::None);
+        matmul_strided_uninit(&mut out[pixels.start..], plane, &a, &Mat::new(filtered, c, pixels.len()), Parallelism::None);
         for (co, dst) in out.chunks_exact_mut(plane).enumerate() {
-            let dst = &mut dst[pixels.clone()];
+            // SAFETY: the multiply just wrote these pixels of every channel.
+            let dst = unsafe { assume_written(&mut dst[pixels.clone()]) };
             Epilogue::new(self.project.bias[co], false).apply(dst);
             if self.residual {
                 add(dst, &x[co * plane + pixels.start..co * plane + pixels.end]);
@@ -210,7 +215,7 @@ impl CustomOp1 for InvertedResidualWeights {
             candle_core::bail!("inverted residual: cannot add a {c_in}x{h}x{w} input to a {c_out}x{}x{} output", g.ho, g.wo)
         }
         let (image_in, image_out) = (c_in * h * w, c_out * g.ho * g.wo);
-        let y = output_in_chunks(n * image_out, image_out, || (), |_, i, out| self.image(&g, &x[i * image_in..(i + 1) * image_in], out));
+        let y = output_written_in_chunks(n * image_out, image_out, || (), |_, i, out| self.image(&g, &x[i * image_in..(i + 1) * image_in], out));
         Ok((CpuStorage::F32(y), Shape::from((n, c_out, g.ho, g.wo))))
     }
 }

@@ -95,7 +95,12 @@ impl CustomOp3 for Forward {
         let (x, wt, bias) = (contiguous_f32(xs, xl)?, contiguous_f32(ws, wl)?, contiguous_f32(bs, bl)?);
         let hw = h * w;
         let y = match self.format {
-            DataFormat::ChannelsLast => matmul_rows(x, c_in, &Mat::t(wt, c_in, c_out), |_, block| apply_rows(block, bias, self.relu6)),
+            DataFormat::ChannelsLast => {
+                // `Wᵀ` stored as such: gemm packs the weights for every block of pixels, and
+                // packing reads columns of a stored `W` with a stride, of a stored `Wᵀ` in runs.
+                let wt_t: Vec<f32> = (0..c_in).flat_map(|i| (0..c_out).map(move |o| wt[o * c_in + i])).collect();
+                matmul_rows(x, c_in, &Mat::new(&wt_t, c_in, c_out), |_, block| apply_rows(block, bias, self.relu6))
+            }
             DataFormat::ChannelsFirst => {
                 matmul_images(&Mat::new(wt, c_out, c_in), x, hw, |channel, _, values| Epilogue::new(bias[channel], self.relu6).apply(values))
             }
