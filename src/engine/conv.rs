@@ -10,6 +10,7 @@ use gemm::Parallelism;
 
 use super::matmul::{matmul, matmul_uninit, sum_over_images, Mat};
 use super::epilogue::{epilogue_backward, Epilogue};
+use super::depthwise_nchw::deinterleave;
 use super::geometry::Pad;
 use super::{contiguous_f32, dims4, output_written_in_chunks, DataFormat, Grads3};
 
@@ -47,18 +48,38 @@ impl Geometry {
     }
 
     /// One image's patches as a `taps x pixels` matrix (zero where a window reaches the padding).
+    /// Each input row is padded once; at stride 2 it is also split into its even and odd
+    /// columns, so that the row of every kernel column is a contiguous copy.
     fn im2col(&self, x: &[f32], cols: &mut [f32]) {
-        let (k, s, wo) = (self.k, self.stride, self.wo);
-        for (tap, row) in cols.chunks_exact_mut(self.pixels()).enumerate() {
-            let (ch, ky, kx) = (tap / (k * k), tap / k % k, tap % k);
-            for (oy, dst) in row.chunks_exact_mut(wo).enumerate() {
-                let Some(iy) = (oy * s + ky).checked_sub(self.top).filter(|&iy| iy < self.h) else {
-                    dst.fill(0.0);
-                    continue;
-                };
-                let src = &x[(ch * self.h + iy) * self.w..(ch * self.h + iy + 1) * self.w];
-                for (ox, d) in dst.iter_mut().enumerate() {
-                    *d = (ox * s + kx).checked_sub(self.left).and_then(|ix| src.get(ix)).copied().unwrap_or(0.0);
+        let (k, s, wo, pixels) = (self.k, self.stride, self.wo, self.pixels());
+        // The padded columns the windows read (an even number, for the two phases at stride 2).
+        let width = ((wo - 1) * s + k).next_multiple_of(2);
+        let (mut padded, mut even, mut odd) = (vec![0f32; width], vec![0f32; width / 2], vec![0f32; width / 2]);
+        for ch in 0..self.c {
+            for ky in 0..k {
+                let first_tap = (ch * k + ky) * k;
+                for oy in 0..self.ho {
+                    // Where kernel column `kx`'s values for output row `oy` go.
+                    let dst = |kx: usize| (first_tap + kx) * pixels + oy * wo..(first_tap + kx) * pixels + (oy + 1) * wo;
+                    let Some(iy) = (oy * s + ky).checked_sub(self.top).filter(|&iy| iy < self.h) else {
+                        (0..k).for_each(|kx| cols[dst(kx)].fill(0.0));
+                        continue;
+                    };
+                    let src = &x[(ch * self.h + iy) * self.w..(ch * self.h + iy + 1) * self.w];
+                    let inside = self.w.min(width.saturating_sub(self.left));
+                    padded.fill(0.0);
+                    padded[self.left..self.left + inside].copy_from_slice(&src[..inside]);
+                    if s == 2 {
+                        deinterleave(&padded, &mut even, &mut odd);
+                    }
+                    for kx in 0..k {
+                        let d = &mut cols[dst(kx)];
+                        match s {
+                            1 => d.copy_from_slice(&padded[kx..kx + wo]),
+                            2 => d.copy_from_slice(&if kx % 2 == 0 { &even } else { &odd }[kx / 2..kx / 2 + wo]),
+                            _ => d.iter_mut().enumerate().for_each(|(ox, v)| *v = padded[ox * s + kx]),
+                        }
+                    }
                 }
             }
         }

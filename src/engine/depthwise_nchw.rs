@@ -51,7 +51,7 @@ fn split_phases(g: &Geometry, pad: Pad, x: &[f32], out: &mut Vec<f32>) -> usize 
 /// `even[j] = src[2j]`, `odd[j] = src[2j + 1]`, written as indexed loads so that the compiler
 /// turns them into vector shuffles.
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
-fn deinterleave(src: &[f32], even: &mut [f32], odd: &mut [f32]) {
+pub(super) fn deinterleave(src: &[f32], even: &mut [f32], odd: &mut [f32]) {
     let n = even.len().min(odd.len()).min(src.len() / 2);
     let (src, even, odd) = (&src[..2 * n], &mut even[..n], &mut odd[..n]);
     for j in 0..n {
