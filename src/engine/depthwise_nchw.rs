@@ -77,9 +77,67 @@ fn nine_taps(out: &mut [f32], taps: [&[f32]; 9], w: &[f32], e: Epilogue) {
     }
 }
 
-/// Stride-1 outputs from three input rows (or three row-length-apart runs of a flat plane).
-fn row_stride1(out: &mut [f32], [r0, r1, r2]: [&[f32]; 3], w: &[f32], e: Epilogue) {
-    nine_taps(out, [r0, &r0[1..], &r0[2..], r1, &r1[1..], &r1[2..], r2, &r2[1..], &r2[2..]], w, e)
+/// Stride-1 outputs from three input rows (or three row-length-apart runs of a flat plane):
+/// `out[i] = e(Σ_kh Σ_kw w[kh, kw] * r_kh[i + kw])`.
+fn row_stride1(out: &mut [f32], rows: [&[f32]; 3], w: &[f32], e: Epilogue) {
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // From the first output on a cache-line boundary: a store straddling two lines is slow.
+        let head = out.as_ptr().align_offset(64).min(out.len());
+        let (r0, r1, r2) = (&rows[0][head..], &rows[1][head..], &rows[2][head..]);
+        // SAFETY: the CPU has AVX-512F, checked just above.
+        done = head + unsafe { row_stride1_avx512(&mut out[head..], [r0, r1, r2], &w[..9], e) };
+        nine_taps(&mut out[..head], [rows[0], &rows[0][1..], &rows[0][2..], rows[1], &rows[1][1..], &rows[1][2..], rows[2], &rows[2][1..], &rows[2][2..]], w, e);
+    }
+    let [r0, r1, r2] = rows.map(|r| &r[done..]);
+    nine_taps(&mut out[done..], [r0, &r0[1..], &r0[2..], r1, &r1[1..], &r1[2..], r2, &r2[1..], &r2[2..]], w, e)
+}
+
+/// The bulk of [`row_stride1`] with AVX-512, 16 outputs at a time; returns how many outputs it
+/// wrote (the rest are left to the portable kernel). Each vector of each row is loaded once:
+/// its neighbours one and two along are shifted out of it and the next vector in registers
+/// (`valignd`). Loaded as such they would straddle cache lines, and nine split loads per 16
+/// outputs, not the arithmetic, were what bounded the portable kernel.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn row_stride1_avx512(out: &mut [f32], rows: [&[f32]; 3], w: &[f32], e: Epilogue) -> usize {
+    use std::arch::x86_64::*;
+    const L: usize = 16;
+    let shifted = |a: __m512, b: __m512, by: i32| -> __m512 {
+        let (a, b) = (_mm512_castps_si512(a), _mm512_castps_si512(b));
+        _mm512_castsi512_ps(if by == 1 { _mm512_alignr_epi32::<1>(b, a) } else { _mm512_alignr_epi32::<2>(b, a) })
+    };
+    let reach = rows.iter().map(|r| r.len()).min().unwrap_or(0);
+    // Vectors `i..i + L` and the next one of every row are read: `i + 2L <= reach`.
+    let count = out.len().min(reach.saturating_sub(L)) / L * L;
+    if count == 0 {
+        return 0;
+    }
+    let w: [__m512; 9] = [0, 1, 2, 3, 4, 5, 6, 7, 8].map(|t| _mm512_set1_ps(w[t]));
+    let (bias, lo, hi) = (_mm512_set1_ps(e.bias), _mm512_set1_ps(e.lo), _mm512_set1_ps(e.hi));
+    let load = |r: &[f32], at: usize| {
+        assert!(at + L <= r.len());
+        // SAFETY: the 16 floats from `at` are inside `r` (asserted just above).
+        unsafe { _mm512_loadu_ps(r.as_ptr().add(at)) }
+    };
+    let mut current = rows.map(|r| load(r, 0));
+    for i in (0..count).step_by(L) {
+        let mut sum = bias;
+        for (kh, (r, a)) in rows.iter().zip(&mut current).enumerate() {
+            let b = load(r, i + L);
+            let row = _mm512_mul_ps(w[kh * K], *a);
+            let row = _mm512_fmadd_ps(w[kh * K + 1], shifted(*a, b, 1), row);
+            sum = _mm512_add_ps(sum, _mm512_fmadd_ps(w[kh * K + 2], shifted(*a, b, 2), row));
+            *a = b;
+        }
+        // `max(lo, v)` and `min(hi, v)` keep `v` when it is NaN, as `Epilogue::on` does.
+        let v = _mm512_min_ps(hi, _mm512_max_ps(lo, sum));
+        let dst = &mut out[i..i + L];
+        // SAFETY: `dst` holds the 16 floats written.
+        unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), v) };
+    }
+    count
 }
 
 thread_local! {

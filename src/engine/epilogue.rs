@@ -23,9 +23,9 @@ const ROWS_PER_SUM: usize = 256;
 /// `(v + bias).max(lo).min(hi)` for one channel.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Epilogue {
-    bias: f32,
-    lo: f32,
-    hi: f32,
+    pub(super) bias: f32,
+    pub(super) lo: f32,
+    pub(super) hi: f32,
 }
 
 impl Epilogue {
