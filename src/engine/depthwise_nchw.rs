@@ -60,11 +60,65 @@ pub(super) fn deinterleave(src: &[f32], even: &mut [f32], odd: &mut [f32]) {
     }
 }
 
+/// How the nine taps of a flat run relate, for the AVX-512 kernel: kernel row `kh`'s taps are
+/// `taps[3 kh..3 kh + 3]`, and `taps[3 kh + 2]` is `taps[3 kh]` two along (stride 1: the three
+/// are one row at offsets 0, 1, 2) or one along (stride 2, over the parity planes of
+/// [`split_phases`]: even columns at 0 and 1 with the odd columns between).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Run {
+    /// With `Some(edges)`, a run over whole rows of the unpadded plane (see [`Edges`]).
+    Stride1(Option<Edges>),
+    Stride2,
+}
+
+/// A stride-1 run over an unpadded plane's rows, `width` outputs a row, output 0 in column
+/// `column`: in the first column of a row the taps of kernel column 0 read the previous row's
+/// last sample and in the last column those of kernel column 2 the next row's first, where the
+/// padding is zero; those taps are left out there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Edges {
+    pub(super) width: usize,
+    pub(super) column: usize,
+}
+
+impl Edges {
+    /// The outputs of the run in kernel column `kw`'s edge column (`kw` 0: the first column, 2:
+    /// the last), in order, without end.
+    fn outputs(self, kw: usize) -> impl Iterator<Item = usize> {
+        let edge = if kw == 0 { 0 } else { self.width - 1 };
+        ((edge + self.width - self.column % self.width) % self.width..).step_by(self.width)
+    }
+}
+
 /// `out[i] = e(Σ_t w[t] * taps[t][i])`: a 3x3 stencil whose nine taps are nine slices that the
-/// outputs walk in step, all nine in one vectorised pass, in three chains of fused
+/// outputs walk in step, laid out as `run` says.
+pub(super) fn nine_taps(out: &mut [f32], taps: [&[f32]; 9], w: &[f32], e: Epilogue, run: Run) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F, checked just above.
+        return unsafe { avx512::nine_taps(out, taps, w, e, run) };
+    }
+    nine_taps_portable(out, taps, w, e);
+    if let Run::Stride1(Some(edges)) = run {
+        sum_edges_again(out, taps, w, e, edges);
+    }
+}
+
+/// The edge columns of a run, summed again without the taps that fell on the neighbouring row.
+pub(super) fn sum_edges_again(out: &mut [f32], taps: [&[f32]; 9], w: &[f32], e: Epilogue, edges: Edges) {
+    let n = out.len();
+    for kw in [0, K - 1] {
+        for i in edges.outputs(kw).take_while(|&i| i < n) {
+            let sum: f32 = (0..K * K).filter(|t| t % K != kw).map(|t| w[t] * taps[t][i]).sum();
+            out[i] = e.on(sum);
+        }
+    }
+}
+
+/// [`nine_taps`] in portable code, vectorised by the compiler, in three chains of fused
 /// multiply-adds.
 #[multiversion::multiversion(targets("x86_64+avx512f+avx512vl+fma", "x86_64+avx2+fma"))]
-fn nine_taps(out: &mut [f32], taps: [&[f32]; 9], w: &[f32], e: Epilogue) {
+pub(super) fn nine_taps_portable(out: &mut [f32], taps: [&[f32]; 9], w: &[f32], e: Epilogue) {
     const FMA: bool = has_fma!();
     let n = out.len();
     let [t0, t1, t2, t3, t4, t5, t6, t7, t8] = taps.map(|t| &t[..n]);
@@ -77,67 +131,165 @@ fn nine_taps(out: &mut [f32], taps: [&[f32]; 9], w: &[f32], e: Epilogue) {
     }
 }
 
-/// Stride-1 outputs from three input rows (or three row-length-apart runs of a flat plane):
-/// `out[i] = e(Σ_kh Σ_kw w[kh, kw] * r_kh[i + kw])`.
-fn row_stride1(out: &mut [f32], rows: [&[f32]; 3], w: &[f32], e: Epilogue) {
-    let mut done = 0;
-    #[cfg(target_arch = "x86_64")]
-    if std::arch::is_x86_feature_detected!("avx512f") {
-        // From the first output on a cache-line boundary: a store straddling two lines is slow.
-        let head = out.as_ptr().align_offset(64).min(out.len());
-        let (r0, r1, r2) = (&rows[0][head..], &rows[1][head..], &rows[2][head..]);
-        // SAFETY: the CPU has AVX-512F, checked just above.
-        done = head + unsafe { row_stride1_avx512(&mut out[head..], [r0, r1, r2], &w[..9], e) };
-        nine_taps(&mut out[..head], [rows[0], &rows[0][1..], &rows[0][2..], rows[1], &rows[1][1..], &rows[1][2..], rows[2], &rows[2][1..], &rows[2][2..]], w, e);
-    }
-    let [r0, r1, r2] = rows.map(|r| &r[done..]);
-    nine_taps(&mut out[done..], [r0, &r0[1..], &r0[2..], r1, &r1[1..], &r1[2..], r2, &r2[1..], &r2[2..]], w, e)
-}
-
-/// The bulk of [`row_stride1`] with AVX-512, 16 outputs at a time; returns how many outputs it
-/// wrote (the rest are left to the portable kernel). Each vector of each row is loaded once:
-/// its neighbours one and two along are shifted out of it and the next vector in registers
-/// (`valignd`). Loaded as such they would straddle cache lines, and nine split loads per 16
-/// outputs, not the arithmetic, were what bounded the portable kernel.
+/// [`nine_taps`] with AVX-512, 16 outputs at a time.
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn row_stride1_avx512(out: &mut [f32], rows: [&[f32]; 3], w: &[f32], e: Epilogue) -> usize {
+mod avx512 {
     use std::arch::x86_64::*;
-    const L: usize = 16;
-    let shifted = |a: __m512, b: __m512, by: i32| -> __m512 {
-        let (a, b) = (_mm512_castps_si512(a), _mm512_castps_si512(b));
-        _mm512_castsi512_ps(if by == 1 { _mm512_alignr_epi32::<1>(b, a) } else { _mm512_alignr_epi32::<2>(b, a) })
-    };
-    let reach = rows.iter().map(|r| r.len()).min().unwrap_or(0);
-    // Vectors `i..i + L` and the next one of every row are read: `i + 2L <= reach`.
-    let count = out.len().min(reach.saturating_sub(L)) / L * L;
-    if count == 0 {
-        return 0;
+
+    use super::{Edges, Epilogue, Run, K};
+
+    const L: isize = 16;
+
+    /// The lanes of the vector at `i` whose elements `i + lane` fall in `0..len`.
+    fn inside_lanes(i: isize, len: usize) -> __mmask16 {
+        let (lo, hi) = ((-i).clamp(0, L), (len as isize - i).clamp(0, L));
+        (((1u32 << hi) - 1) & !((1u32 << lo) - 1)) as __mmask16
     }
-    let w: [__m512; 9] = [0, 1, 2, 3, 4, 5, 6, 7, 8].map(|t| _mm512_set1_ps(w[t]));
-    let (bias, lo, hi) = (_mm512_set1_ps(e.bias), _mm512_set1_ps(e.lo), _mm512_set1_ps(e.hi));
-    let load = |r: &[f32], at: usize| {
-        assert!(at + L <= r.len());
-        // SAFETY: the 16 floats from `at` are inside `r` (asserted just above).
-        unsafe { _mm512_loadu_ps(r.as_ptr().add(at)) }
-    };
-    let mut current = rows.map(|r| load(r, 0));
-    for i in (0..count).step_by(L) {
-        let mut sum = bias;
-        for (kh, (r, a)) in rows.iter().zip(&mut current).enumerate() {
-            let b = load(r, i + L);
-            let row = _mm512_mul_ps(w[kh * K], *a);
-            let row = _mm512_fmadd_ps(w[kh * K + 1], shifted(*a, b, 1), row);
-            sum = _mm512_add_ps(sum, _mm512_fmadd_ps(w[kh * K + 2], shifted(*a, b, 2), row));
+
+    /// The lanes in the first and in the last column of rows `width` long, when lane 0 is in
+    /// column `column` (below `width`).
+    #[inline]
+    fn edge_lanes(column: usize, width: usize) -> (__mmask16, __mmask16) {
+        let lanes_from = |mut lane: usize| {
+            let mut lanes = 0u32;
+            while lane < L as usize {
+                lanes |= 1 << lane;
+                lane += width;
+            }
+            lanes as __mmask16
+        };
+        (lanes_from(if column == 0 { 0 } else { width - column }), lanes_from(width - 1 - column))
+    }
+
+    /// The vector of `r` at `i`; with `all_inside` false, zero in the lanes outside `r`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn load(r: &[f32], i: isize, all_inside: bool) -> __m512 {
+        if all_inside {
+            assert!(i >= 0 && i + L <= r.len() as isize);
+            // SAFETY: the 16 floats from `i` are inside `r` (asserted just above).
+            return unsafe { _mm512_loadu_ps(r.as_ptr().offset(i)) };
+        }
+        // SAFETY: only the lanes inside `r` are read (masked loads do not touch the others), so
+        // the pointer to the vector's start need not be inside `r`.
+        unsafe { _mm512_maskz_loadu_ps(inside_lanes(i, r.len()), r.as_ptr().wrapping_offset(i)) }
+    }
+
+    /// `a` moved `BY` lanes along, the lanes from the end filled from `b`.
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn along<const BY: i32>(a: __m512, b: __m512) -> __m512 {
+        _mm512_castsi512_ps(_mm512_alignr_epi32::<BY>(_mm512_castps_si512(b), _mm512_castps_si512(a)))
+    }
+
+    /// The whole of [`super::nine_taps`]: vectors from the cache-line boundary at or before
+    /// `out`'s start, with the lanes outside `out` masked off, so that every store is aligned
+    /// and no output is left to scalar code. Each vector of the first tap of each kernel row
+    /// is loaded once, and its neighbours along are shifted out of it and the next vector in
+    /// registers (`valignd`): loaded as such they would straddle cache lines, and split loads,
+    /// not the arithmetic, were what bounded the portable kernel.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn nine_taps(out: &mut [f32], taps: [&[f32]; 9], w: &[f32], e: Epilogue, run: Run) {
+        match run {
+            Run::Stride1(None) => vectors::<1, false>(out, taps, w, e, None),
+            Run::Stride1(Some(edges)) => vectors::<1, true>(out, taps, w, e, Some(edges)),
+            Run::Stride2 => vectors::<2, false>(out, taps, w, e, None),
+        }
+    }
+
+    /// What the vectors of one run share.
+    struct Stencil<'a> {
+        taps: [&'a [f32]; 9],
+        w: [__m512; 9],
+        bias: __m512,
+        lo: __m512,
+        hi: __m512,
+        /// Rows `width` long, when `EDGES`.
+        width: usize,
+    }
+
+    /// Where the run is: the vector at `i`, the column of its lane 0 (when `EDGES`), and the
+    /// vector at `i` of each kernel row's first tap.
+    struct At {
+        i: isize,
+        column: usize,
+        current: [__m512; 3],
+    }
+
+    #[target_feature(enable = "avx512f")]
+    fn vectors<const STRIDE: usize, const EDGES: bool>(out: &mut [f32], taps: [&[f32]; 9], w: &[f32], e: Epilogue, edges: Option<Edges>) {
+        let n = out.len() as isize;
+        let start = -(((out.as_ptr() as usize) % 64 / 4) as isize);
+        // Below this, vectors `i` and `i + L` of every tap lie inside it, and vector `i` in `out`.
+        let unmasked_end = taps.iter().map(|t| t.len() as isize - L).min().unwrap_or(0).min(n) - L + 1;
+        let st = Stencil {
+            taps,
+            w: [0, 1, 2, 3, 4, 5, 6, 7, 8].map(|t| _mm512_set1_ps(w[t])),
+            bias: _mm512_set1_ps(e.bias),
+            lo: _mm512_set1_ps(e.lo),
+            hi: _mm512_set1_ps(e.hi),
+            width: edges.map_or(1, |edges| edges.width),
+        };
+        let column = edges.map_or(0, |edges| (edges.column as isize + start).rem_euclid(edges.width as isize) as usize);
+        let mut at = At { i: start, column, current: [0, 1, 2].map(|kh| load(taps[kh * K], start, false)) };
+        while at.i < n && !(at.i >= 0 && at.i < unmasked_end) {
+            vector::<STRIDE, EDGES, false>(&st, &mut at, out);
+        }
+        while at.i < unmasked_end {
+            vector::<STRIDE, EDGES, true>(&st, &mut at, out);
+        }
+        while at.i < n {
+            vector::<STRIDE, EDGES, false>(&st, &mut at, out);
+        }
+    }
+
+    /// The 16 outputs at `at.i`, then on to the next; `INSIDE`: all of them, and every value
+    /// they read, are inside the slices (no masks needed).
+    #[target_feature(enable = "avx512f")]
+    #[inline]
+    fn vector<const STRIDE: usize, const EDGES: bool, const INSIDE: bool>(st: &Stencil, at: &mut At, out: &mut [f32]) {
+        let i = at.i;
+        // The taps of kernel columns 0 and 2 that each lane keeps.
+        let (keep_first, keep_last) = if EDGES {
+            let (first, last) = edge_lanes(at.column, st.width);
+            (!first, !last)
+        } else {
+            (!0, !0)
+        };
+        let mut sum = st.bias;
+        for (kh, a) in at.current.iter_mut().enumerate() {
+            let b = load(st.taps[kh * K], i + L, INSIDE);
+            let (middle, last) = if STRIDE == 1 { (along::<1>(*a, b), along::<2>(*a, b)) } else { (load(st.taps[kh * K + 1], i, INSIDE), along::<1>(*a, b)) };
+            let first = if EDGES { _mm512_maskz_mul_ps(keep_first, st.w[kh * K], *a) } else { _mm512_mul_ps(st.w[kh * K], *a) };
+            let row = _mm512_fmadd_ps(st.w[kh * K + 1], middle, first);
+            let row = if EDGES { _mm512_mask3_fmadd_ps(st.w[kh * K + 2], last, row, keep_last) } else { _mm512_fmadd_ps(st.w[kh * K + 2], last, row) };
+            sum = _mm512_add_ps(sum, row);
             *a = b;
         }
         // `max(lo, v)` and `min(hi, v)` keep `v` when it is NaN, as `Epilogue::on` does.
-        let v = _mm512_min_ps(hi, _mm512_max_ps(lo, sum));
-        let dst = &mut out[i..i + L];
-        // SAFETY: `dst` holds the 16 floats written.
-        unsafe { _mm512_storeu_ps(dst.as_mut_ptr(), v) };
+        let v = _mm512_min_ps(st.hi, _mm512_max_ps(st.lo, sum));
+        if INSIDE {
+            assert!(i >= 0 && i + L <= out.len() as isize);
+            // SAFETY: the 16 floats from `i` are inside `out` (asserted just above).
+            unsafe { _mm512_storeu_ps(out.as_mut_ptr().offset(i), v) };
+        } else {
+            // SAFETY: only the lanes inside `out` are written.
+            unsafe { _mm512_mask_storeu_ps(out.as_mut_ptr().wrapping_offset(i), inside_lanes(i, out.len()), v) };
+        }
+        if EDGES {
+            at.column += L as usize;
+            while at.column >= st.width {
+                at.column -= st.width;
+            }
+        }
+        at.i += L;
     }
-    count
+}
+
+/// Stride-1 outputs from three input rows (or three row-length-apart runs of a flat plane):
+/// `out[i] = e(Σ_kh Σ_kw w[kh, kw] * r_kh[i + kw])`.
+fn row_stride1(out: &mut [f32], [r0, r1, r2]: [&[f32]; 3], w: &[f32], e: Epilogue, edges: Option<Edges>) {
+    nine_taps(out, [r0, &r0[1..], &r0[2..], r1, &r1[1..], &r1[2..], r2, &r2[1..], &r2[2..]], w, e, Run::Stride1(edges))
 }
 
 thread_local! {
@@ -176,7 +328,7 @@ fn stencil_forward_stride2(g: &Geometry, pad: Pad, x: &[f32], w: &[f32], e: Epil
         SPREAD.with_borrow_mut(|spread| {
             spread.clear();
             spread.resize((g.ho - 1) * p + g.wo, 0.0);
-            nine_taps(spread, phase_taps(phases, p), w, e);
+            nine_taps(spread, phase_taps(phases, p), w, e, Run::Stride2);
             for (dst, src) in out.chunks_exact_mut(g.wo).zip(spread.chunks(p)) {
                 dst.copy_from_slice(&src[..g.wo]);
             }
@@ -187,9 +339,9 @@ fn stencil_forward_stride2(g: &Geometry, pad: Pad, x: &[f32], w: &[f32], e: Epil
 /// Stride 1 with one column of padding on each side (MobileNetV2's "same"), straight from the
 /// unpadded plane. Output rows are as long as input rows, so the rows whose three input rows
 /// are all inside the image are one flat run: output `i` reads samples `i + (kh - top) * w +
-/// kw - 1`, every vector full however short the rows. Only each row's first and last column
-/// read the wrong thing (the neighbouring row's edge instead of the padding); they are summed
-/// again apart, as are the rows that read the top or bottom padding.
+/// kw - 1`, every vector full however short the rows; in each row's first and last column the
+/// taps that fall on the neighbouring row instead of the padding are left out ([`Edges`]).
+/// The rows that read the top or bottom padding are summed row by row.
 fn stencil_forward_same(g: &Geometry, x: &[f32], w: &[f32], e: Epilogue, out: &mut [f32]) {
     let wd = g.w;
     // Output rows `first..end` read input rows `oh - top ..= oh - top + 2`, all inside.
@@ -199,17 +351,13 @@ fn stencil_forward_same(g: &Geometry, x: &[f32], w: &[f32], e: Epilogue, out: &m
         // The run leaves out the first and the last output, whose first and last taps would
         // fall outside the plane (both are edge columns, summed below).
         let run = &mut out[first * wd + 1..end * wd - 1];
-        row_stride1(run, [x, &x[wd..], &x[2 * wd..]], w, e);
+        row_stride1(run, [x, &x[wd..], &x[2 * wd..]], w, e, Some(Edges { width: wd, column: 1 }));
     }
-    for (oh, dst) in out.chunks_exact_mut(wd).enumerate().take(end).skip(first) {
-        let rows: [&[f32]; 3] = std::array::from_fn(|kh| &x[(oh - g.top + kh) * wd..(oh - g.top + kh + 1) * wd]);
-        let (mut left, mut right) = (0.0, 0.0);
-        for (kh, r) in rows.iter().enumerate() {
-            left += w[kh * K + 1] * r[0] + w[kh * K + 2] * r[1];
-            right += w[kh * K] * r[wd - 2] + w[kh * K + 1] * r[wd - 1];
+    if end > first {
+        for (oh, ow) in [(first, 0), (end - 1, wd - 1)] {
+            let (rows, taps) = row_taps(g, x, w, oh);
+            columns_one_by_one(g, rows, &taps, e, &mut out[oh * wd..(oh + 1) * wd], [ow].into_iter());
         }
-        dst[0] = e.on(left);
-        dst[wd - 1] = e.on(right);
     }
     for oh in (0..first).chain(end..g.ho) {
         stencil_row(g, x, w, e, oh, &mut out[oh * g.wo..(oh + 1) * g.wo]);
@@ -252,7 +400,7 @@ fn stencil_row(g: &Geometry, x: &[f32], w: &[f32], e: Epilogue, oh: usize, dst: 
     let lo = g.left.min(g.wo);
     let hi = (g.w + g.left).saturating_sub(K - 1).clamp(lo, g.wo);
     if hi > lo {
-        row_stride1(&mut dst[lo..hi], rows.map(|r| &r[lo - g.left..]), &taps, e);
+        row_stride1(&mut dst[lo..hi], rows.map(|r| &r[lo - g.left..]), &taps, e, None);
     }
     columns_one_by_one(g, rows, &taps, e, dst, (0..lo).chain(hi..g.wo));
 }

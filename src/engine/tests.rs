@@ -78,3 +78,38 @@ fn the_trainable_block_writes_its_whole_output_and_gradients() {
         }
     }
 }
+
+/// The stencil kernel the CPU runs (AVX-512 here where the CPU has it) against the portable
+/// one, on runs of every length around a vector, from every alignment, both layouts, with and
+/// without row edges.
+#[test]
+fn every_stencil_kernel_gives_the_portable_kernels_outputs() {
+    use super::depthwise_nchw::{nine_taps, nine_taps_portable, sum_edges_again, Edges, Run};
+    use super::epilogue::Epilogue;
+    let x: Vec<f32> = Tensor::randn(0f32, 1.0, 400, &Device::Cpu).unwrap().to_vec1().unwrap();
+    let w: Vec<f32> = Tensor::randn(0f32, 1.0, 9, &Device::Cpu).unwrap().to_vec1().unwrap();
+    let e = Epilogue::new(0.1, true);
+    for n in [1, 15, 16, 17, 31, 33, 64, 100] {
+        for offset in 0..16 {
+            for (run, p) in [(Run::Stride1(None), 11), (Run::Stride1(Some(Edges { width: 11, column: 3 })), 11), (Run::Stride2, 13)] {
+                let taps = match run {
+                    Run::Stride1(_) => [0, 1, 2, p, p + 1, p + 2, 2 * p, 2 * p + 1, 2 * p + 2],
+                    Run::Stride2 => [0, 150, 1, 40, 200, 41, 80, 250, 81],
+                }
+                .map(|start| &x[start..start + n + 2]);
+                let mut buffer = vec![f32::NAN; n + 32];
+                let ours = &mut buffer[offset..offset + n];
+                nine_taps(ours, taps, &w, e, run);
+                let mut expected = vec![0f32; n];
+                nine_taps_portable(&mut expected, taps, &w, e);
+                if let Run::Stride1(Some(edges)) = run {
+                    sum_edges_again(&mut expected, taps, &w, e, edges);
+                }
+                for (i, (a, b)) in ours.iter().zip(&expected).enumerate() {
+                    assert!((a - b).abs() <= 1e-5 * (1.0 + b.abs()), "{run:?}, {n} outputs from {offset}: output {i} is {a}, not {b}");
+                }
+                assert!(buffer[..offset].iter().chain(&buffer[offset + n..]).all(|v| v.is_nan()), "{run:?}: wrote outside its output");
+            }
+        }
+    }
+}
